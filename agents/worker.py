@@ -1,0 +1,99 @@
+"""The composition root: settings -> adapters -> agents, in one place.
+
+Nothing here runs at import time; ``build_worker`` is called by the CLI (and
+the tests) with a settings object.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+
+import faust
+import mode
+from prometheus_client import CollectorRegistry
+
+from agents.api import register_api
+from agents.catalog import process_catalog
+from agents.context import Context
+from agents.customers import Delivery, process_batch
+from models.lifecycle import LifecycleConfig
+from stream.app import RapportApp, create_app, raw_topic
+from stream.metrics import Metrics
+from stream.publisher import Publisher
+from stream.settings import Settings
+from stream.store import Store, connect
+
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+CUSTOMER_TOPICS = ("clicks", "orders", "customers", "feedback")
+
+Handler = Callable[[Sequence[Delivery], str, Context], Awaitable[None]]
+
+
+def build_worker(settings: Settings) -> RapportApp:
+    app = create_app(settings)
+    metrics = Metrics(CollectorRegistry())
+    redis = connect(settings.redis_url or DEFAULT_REDIS_URL, retries=settings.redis_retries)
+    store = Store(
+        redis,
+        prefix=settings.redis_prefix,
+        retention_days=settings.retention_days,
+        metrics=metrics,
+    )
+    ctx = Context(
+        settings=settings,
+        store=store,
+        publisher=Publisher(app, settings),
+        metrics=metrics,
+        step=Context.step_config(settings),
+        lifecycle=LifecycleConfig(),
+    )
+    for suffix in CUSTOMER_TOPICS:
+        register_flow(app, ctx, suffix, process_batch)
+    register_flow(app, ctx, "catalog", process_catalog)
+    register_api(app, ctx)
+    return app
+
+
+def register_flow(app: faust.App, ctx: Context, suffix: str, handle: Handler) -> None:
+    """One agent per input topic, consuming whole batches and acking them only when done.
+
+    ``noack_take`` leaves acks to us: a batch is acked after ``handle`` returns.
+    If ``handle`` raises (Redis or broker still failing after retries), the
+    crashing supervisor stops the worker with the batch unacked, so its offsets
+    are never committed and the next worker replays it.
+    """
+    topic = raw_topic(app, ctx.settings.topic(suffix))
+    settings = ctx.settings
+
+    async def flow(stream: faust.StreamT) -> None:
+        async for events in stream.noack_take(settings.batch_size, within=settings.batch_within):
+            deliveries = [
+                Delivery(
+                    topic=e.message.topic,
+                    partition=e.message.partition,
+                    offset=e.message.offset,
+                    key=e.message.key,
+                    value=e.message.value,
+                )
+                for e in events
+            ]
+            await handle(deliveries, suffix, ctx)
+            for event in events:
+                await stream.ack(event)
+
+    app.agent(topic, name=f"rapport.{suffix}", supervisor_strategy=mode.CrashingSupervisor)(flow)
+
+
+def run_worker(settings: Settings) -> None:
+    """Create the topics, then run one faust worker until SIGTERM/SIGINT."""
+    import asyncio
+
+    from stream.app import kafka_url
+    from stream.topics import ensure_topics
+
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)  # faust's worker runs on this same loop
+    loop.run_until_complete(ensure_topics(settings, kafka_url(settings)))
+    app = build_worker(settings)
+    worker = faust.Worker(app, loglevel=settings.log_level.upper(), loop=loop)
+    worker.execute_from_commandline()

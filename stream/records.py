@@ -1,0 +1,109 @@
+"""Wire form of every output record (contract section 2): topic suffix, key, JSON value."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from models.clock import format_ts
+from models.outputs import CampaignResult, Decision, Message, Offer
+
+#: The deadletter payload is cut here (contract: 64 KiB).
+DEADLETTER_PAYLOAD_BYTES = 65536
+
+
+@dataclass(frozen=True, slots=True)
+class OutRecord:
+    topic: str  # contract suffix, e.g. "offers" or "messages.email"
+    key: str
+    value: bytes
+
+
+def campaign_records(result: CampaignResult) -> list[OutRecord]:
+    """Offer, then message, then decision: no sender sees a message before its offer."""
+    records = []
+    if result.offer is not None:
+        records.append(_record("offers", result.offer.customer_id, offer_value(result.offer)))
+    if result.message is not None:
+        message = result.message
+        records.append(
+            _record(f"messages.{message.channel}", message.customer_id, message_value(message))
+        )
+    decision = result.decision
+    records.append(_record("decisions", decision.customer_id, decision_value(decision)))
+    return records
+
+
+def offer_value(offer: Offer) -> dict[str, Any]:
+    coupon = offer.coupon
+    return {
+        "offer_id": offer.offer_id,
+        "customer_id": offer.customer_id,
+        "campaign": offer.campaign,
+        "kind": offer.kind,
+        "title": offer.title,
+        "reason": offer.reason,
+        "items": list(offer.items),
+        "coupon": None
+        if coupon is None
+        else {
+            "code": coupon.code,
+            "value": coupon.value,
+            "currency": coupon.currency,
+            "min_spend": coupon.min_spend,
+        },
+        "created_at": format_ts(offer.created_at),
+        "expires_at": format_ts(offer.expires_at),
+        "trigger_event_id": offer.trigger_event_id,
+    }
+
+
+def message_value(message: Message) -> dict[str, Any]:
+    return {
+        "message_id": message.message_id,
+        "offer_id": message.offer_id,
+        "customer_id": message.customer_id,
+        "channel": message.channel,
+        "to": message.to,
+        "campaign": message.campaign,
+        "template": message.template,
+        "vars": dict(message.vars),
+        "send_at": format_ts(message.send_at),
+        "expires_at": format_ts(message.expires_at),
+    }
+
+
+def decision_value(decision: Decision) -> dict[str, Any]:
+    return {
+        "decision_id": decision.decision_id,
+        "customer_id": decision.customer_id,
+        "campaign": decision.campaign,
+        "trigger_event_id": decision.trigger_event_id,
+        "outcome": decision.outcome,
+        "reason": decision.reason,
+        "channel": decision.channel,
+        "offer_id": decision.offer_id,
+        "ts": format_ts(decision.ts),
+    }
+
+
+def deadletter_record(
+    *, source_topic: str, partition: int, offset: int, error: str, payload: bytes | None, ts: int
+) -> OutRecord:
+    raw = payload or b""
+    text = raw[:DEADLETTER_PAYLOAD_BYTES].decode("utf-8", errors="replace")
+    value = {
+        "source_topic": source_topic,
+        "partition": partition,
+        "offset": offset,
+        "error": error,
+        "payload": text,
+        "ts": format_ts(ts),
+    }
+    return _record("deadletter", f"{source_topic}/{partition}/{offset}", value)
+
+
+def _record(topic: str, key: str, value: dict[str, Any]) -> OutRecord:
+    return OutRecord(topic=topic, key=key, value=orjson.dumps(value))

@@ -1,0 +1,1 @@
+"""Shared test configuration: nothing here starts services (see tests/integration)."""

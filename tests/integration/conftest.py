@@ -1,0 +1,206 @@
+"""The real dev stack for integration tests: Tansu and Redis, started by the project's code.
+
+One broker, one Redis and one worker serve the whole session; every test uses
+its own customer ids. Topics and Redis keys carry a per-run prefix, and every
+key under that prefix is deleted at the end. ``RAPPORT_KAFKA_URL`` /
+``RAPPORT_REDIS_URL`` point the tests at other servers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+import redis
+from aiokafka import AIOKafkaConsumer
+
+from stream.devstack import DevStack, die_with_parent, free_port, start_devstack
+from stream.producer import EventProducer
+from stream.settings import Settings
+from stream.topics import bootstrap, ensure_topics
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevStack]:
+    configured = Settings()
+    running = start_devstack(
+        kafka_url=configured.kafka_url,
+        redis_url=configured.redis_url,
+        work_dir=tmp_path_factory.mktemp("stack"),
+    )
+    yield running
+    running.close()
+
+
+@pytest.fixture(scope="session")
+def settings(stack: DevStack) -> Iterator[Settings]:
+    run = uuid.uuid4().hex[:8]
+    built = Settings(
+        kafka_url=stack.kafka_url,
+        redis_url=stack.redis_url,
+        topic_prefix=f"t{run}.",
+        redis_prefix=f"test:{run}:",
+        app_id=f"rapport-test-{run}",
+        web_port=free_port(),
+        fetch_max_wait_ms=20,
+        partitions=2,
+        batch_within=0.02,
+    )
+    yield built
+    client = redis.Redis.from_url(stack.redis_url)
+    for key in client.scan_iter(match=f"{built.redis_prefix}*", count=1000):
+        client.delete(key)
+    client.close()
+
+
+def worker_env(settings: Settings, data_dir: Path) -> dict[str, str]:
+    """The environment that makes ``rapport worker`` use exactly these settings."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAPPORT_")}
+    for name, value in settings.model_dump().items():
+        if value is not None:
+            env[f"RAPPORT_{name.upper()}"] = str(value)
+    env["RAPPORT_DATA_DIR"] = str(data_dir)
+    return env
+
+
+def start_worker(settings: Settings, data_dir: Path, log: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "agents.cli", "worker"],
+        env=worker_env(settings, data_dir),
+        stdout=log.open("ab"),
+        stderr=subprocess.STDOUT,
+        preexec_fn=die_with_parent,
+    )
+
+
+def wait_healthy(base: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"worker exited {proc.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(f"{base}/health", timeout=1) as answer:
+                if answer.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.3)
+    raise RuntimeError(f"worker not healthy in {timeout}s:\n{log.read_text()[-3000:]}")
+
+
+@pytest.fixture(scope="session")
+def worker(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """One running worker; yields its HTTP base URL."""
+    work = tmp_path_factory.mktemp("worker")
+    asyncio.run(ensure_topics(settings, settings.kafka_url or ""))
+    log = work / "worker.log"
+    proc = start_worker(settings, work / "data", log)
+    base = f"http://127.0.0.1:{settings.web_port}"
+    try:
+        wait_healthy(base, proc, log)
+        yield base
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.fixture
+async def producer(settings: Settings) -> AsyncIterator[EventProducer]:
+    async with EventProducer(settings, settings.kafka_url or "") as p:
+        yield p
+
+
+def http_get(url: str) -> tuple[int, Any]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as answer:
+            return answer.status, orjson.loads(answer.read())
+    except urllib.error.HTTPError as err:
+        return err.code, orjson.loads(err.read() or b"null")
+
+
+async def eventually(
+    check: Callable[[], Any], *, timeout: float = 30.0, interval: float = 0.2
+) -> Any:
+    """Poll ``check`` until it returns a truthy value; fail with the last value seen."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = await asyncio.to_thread(check)
+        if last:
+            return last
+        await asyncio.sleep(interval)
+    raise AssertionError(f"condition not met in {timeout}s; last value: {last!r}")
+
+
+async def profile_when(
+    base: str, customer_id: str, predicate: Callable[[dict[str, Any]], bool], timeout: float = 30
+) -> dict[str, Any]:
+    def check() -> dict[str, Any] | None:
+        status, body = http_get(f"{base}/customers/{customer_id}")
+        return body if status == 200 and predicate(body) else None
+
+    return await eventually(check, timeout=timeout)
+
+
+async def read_topic(
+    settings: Settings,
+    suffix: str,
+    predicate: Callable[[dict[str, Any]], bool],
+    *,
+    want: int = 1,
+    timeout: float = 30.0,
+    settle: float = 0.0,
+) -> list[dict[str, Any]]:
+    """Read a topic from the start with a plain aiokafka consumer; return matching values.
+
+    Returns once ``want`` matches are seen and then ``settle`` seconds passed
+    (to catch extra, unwanted records), or fails after ``timeout``.
+    """
+    consumer = AIOKafkaConsumer(
+        settings.topic(suffix),
+        bootstrap_servers=bootstrap(settings.kafka_url or ""),
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        fetch_max_wait_ms=50,
+    )
+    await consumer.start()
+    found: list[dict[str, Any]] = []
+    deadline = time.monotonic() + timeout
+    settle_until: float | None = None
+    try:
+        while time.monotonic() < deadline:
+            if settle_until is not None and time.monotonic() >= settle_until:
+                return found
+            batches = await consumer.getmany(timeout_ms=200)
+            for records in batches.values():
+                for record in records:
+                    value = orjson.loads(record.value)
+                    if predicate(value):
+                        found.append(value)
+            if len(found) >= want and settle_until is None:
+                settle_until = time.monotonic() + settle
+        if len(found) >= want:
+            return found
+        raise AssertionError(f"saw {len(found)} of {want} matching records on {suffix}")
+    finally:
+        await consumer.stop()
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
