@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 from models.campaigns import CampaignConfig, decide_campaigns
-from models.dedup import Applied, is_duplicate, remember
+from models.dedup import Applied, is_duplicate, remember, remember_offset
 from models.events import CustomerEvent
 from models.outputs import CampaignResult
 from models.profile import Profile, apply_event
@@ -57,7 +57,10 @@ def step(
     events that do not come from a partition (tests, forwarded facts).
     """
     if is_duplicate(state.applied, event.event_id, source, offset):
-        return Step(state=state, duplicate=True)
+        # Remember the offset even so: once the id has left the window, a
+        # redelivery of this very record must still be recognised by offset.
+        applied = remember_offset(state.applied, source, offset)
+        return Step(state=replace(state, applied=applied), duplicate=True)
     before = state.profile
     after, results = decide_campaigns(
         before, apply_event(before, event), event, config=config.campaigns
@@ -88,15 +91,13 @@ class Folded:
     state: CustomerState
     accepted: int
     duplicates: int
-
-    @property
-    def changed(self) -> bool:
-        return self.accepted > 0
+    changed: bool
 
 
 def fold(state: CustomerState, envelopes: list[Envelope], *, config: StepConfig) -> Folded:
     """Apply a customer's events of one batch in arrival (partition) order."""
     accepted = duplicates = 0
+    original = state
     for envelope in envelopes:
         result = step(
             state, envelope.event, source=envelope.source, offset=envelope.offset, config=config
@@ -104,4 +105,5 @@ def fold(state: CustomerState, envelopes: list[Envelope], *, config: StepConfig)
         state = result.state
         duplicates += result.duplicate
         accepted += not result.duplicate
-    return Folded(state=state, accepted=accepted, duplicates=duplicates)
+    changed = state != original
+    return Folded(state=state, accepted=accepted, duplicates=duplicates, changed=changed)

@@ -39,8 +39,11 @@ def is_duplicate(applied: Applied, event_id: str, source: str | None, offset: in
 def remember(
     applied: Applied, event_id: str, source: str | None, offset: int | None, *, keep: int
 ) -> Applied:
-    offsets = applied.offsets
-    if source is not None and offset is not None:
-        offsets = {**offsets, source: max(offset, offsets.get(source, -1))}
     recent = (*applied.recent_ids, event_digest(event_id))[-keep:]
-    return Applied(offsets=offsets, recent_ids=recent)
+    return Applied(offsets=remember_offset(applied, source, offset).offsets, recent_ids=recent)
+
+
+def remember_offset(applied: Applied, source: str | None, offset: int | None) -> Applied:
+    if source is None or offset is None or offset <= applied.offsets.get(source, -1):
+        return applied
+    return Applied(offsets={**applied.offsets, source: offset}, recent_ids=applied.recent_ids)

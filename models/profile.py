@@ -100,7 +100,8 @@ def apply_order(profile: Profile, order: Order) -> Profile:
     known = facts.get(order.order_id)
     if order.status == "placed":
         status = known.status if known is not None else "placed"
-        facts[order.order_id] = OrderFact(status=status, total=order.total, ts=order.ts)
+        if known is None or known.ts is None or order.ts >= known.ts:
+            facts[order.order_id] = OrderFact(status=status, total=order.total, ts=order.ts)
         bought = {item.product_id for item in order.items}
         cart = {pid: qty for pid, qty in profile.cart.items() if pid not in bought}
         return replace(profile, order_facts=facts, cart=cart)

@@ -88,11 +88,15 @@ def orders(draw: st.DrawFn, customer_id: str) -> Order:
 
 @st.composite
 def customer_updates(draw: st.DrawFn, customer_id: str) -> CustomerUpdate:
-    consent = draw(st.dictionaries(st.sampled_from(CHANNELS), st.booleans(), max_size=3))
+    # Biased towards opt-ins so that campaigns are sent, not only suppressed.
+    granted = st.sampled_from((True, True, False))
+    consent = draw(st.dictionaries(st.sampled_from(CHANNELS), granted, max_size=3))
     attributes = draw(
         st.dictionaries(
             st.sampled_from(("city", "age", "vip")),
-            st.one_of(st.none(), st.integers(0, 99), st.sampled_from(("Oslo", "Lyon")), st.booleans()),
+            st.one_of(
+                st.none(), st.integers(0, 99), st.sampled_from(("Oslo", "Lyon")), st.booleans()
+            ),
             max_size=2,
         )
     )
@@ -121,7 +125,11 @@ def feedbacks(draw: st.DrawFn, customer_id: str) -> Feedback:
 @st.composite
 def events(draw: st.DrawFn, customers: tuple[str, ...]) -> CustomerEvent:
     customer_id = draw(st.sampled_from(customers))
-    kind = draw(st.sampled_from((clicks, clicks, orders, orders, customer_updates, feedbacks)))
+    kind = draw(
+        st.sampled_from(
+            (clicks, clicks, orders, orders, customer_updates, customer_updates, feedbacks)
+        )
+    )
     return draw(kind(customer_id))
 
 

@@ -22,13 +22,13 @@ def opt_in(
     at: int = 0, email: str | None = EMAIL, granted: bool = True, cid: str = CID, eid: str = ""
 ) -> CustomerUpdate:
     return CustomerUpdate(
-        eid or f"u{next(_ids)}", T0 + at, cid, email=email, consent=(("email", granted),)
+        eid or f"auto-u{next(_ids)}", T0 + at, cid, email=email, consent=(("email", granted),)
     )
 
 
 def placed(oid: str = "o1", at: int = 0, cid: str = CID, eid: str = "") -> Order:
     return Order(
-        eid or f"o{next(_ids)}", T0 + at, cid, oid, total=80.0, items=(OrderItem("p1"),)
+        eid or f"auto-o{next(_ids)}", T0 + at, cid, oid, total=80.0, items=(OrderItem("p1"),)
     )
 
 
@@ -225,8 +225,11 @@ def test_first_order_without_email_consent_is_suppressed_with_an_offer_but_no_me
 
 def test_first_order_after_an_unsubscribe_is_suppressed() -> None:
     state = run(
-        [opt_in(at=0), Feedback("f1", T0 + 1, CID, action="unsubscribed", channel="email"),
-         placed(at=2)]
+        [
+            opt_in(at=0),
+            Feedback("f1", T0 + 1, CID, action="unsubscribed", channel="email"),
+            placed(at=2),
+        ]
     )
     assert [(r.decision.campaign, r.decision.outcome, r.decision.reason) for r in state.outbox] == [
         ("welcome", "sent", "eligible"),
@@ -256,9 +259,7 @@ def test_ids_are_deterministic_for_the_same_inputs() -> None:
 
 def test_ids_differ_across_customers_and_triggers() -> None:
     a = run([opt_in(at=0, eid="u1"), placed("o1", at=1, eid="ord-1")], cid=CID)
-    b = run(
-        [opt_in(at=0, eid="u1", cid="c2"), placed("o1", at=1, eid="ord-1", cid="c2")], cid="c2"
-    )
+    b = run([opt_in(at=0, eid="u1", cid="c2"), placed("o1", at=1, eid="ord-1", cid="c2")], cid="c2")
     c = run([opt_in(at=0, eid="u2"), placed("o1", at=1, eid="ord-2")], cid=CID)
     ids = [i for s in (a, b, c) for r in s.outbox for i in _ids_of(r)]
     assert len(ids) == 18
@@ -300,4 +301,6 @@ def test_a_redelivered_trigger_fires_nothing_new() -> None:
     again = step(state, event, source="t/0", offset=0, config=CONFIG)
     assert again.duplicate and again.results == () and again.state == state
     retry = step(state, event, source="t/0", offset=5, config=CONFIG)
-    assert retry.duplicate and retry.results == () and retry.state == state
+    assert retry.duplicate and retry.results == ()
+    assert (retry.state.profile, retry.state.outbox) == (state.profile, state.outbox)
+    assert retry.state.applied.offsets == {"t/0": 5}  # the retry's own offset is remembered

@@ -33,7 +33,9 @@ def test_nothing_is_a_duplicate_of_an_empty_history() -> None:
         ("e1", SRC, 11, True),  # same id at a new offset: a producer retry
     ],
 )
-def test_is_duplicate(event_id: str, source: str | None, offset: int | None, duplicate: bool) -> None:
+def test_is_duplicate(
+    event_id: str, source: str | None, offset: int | None, duplicate: bool
+) -> None:
     assert is_duplicate(applied_once("e1", 10), event_id, source, offset) is duplicate
 
 

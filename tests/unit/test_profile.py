@@ -383,7 +383,12 @@ def test_customer_update_sets_given_contact_fields_and_merges_attributes() -> No
         attributes=(("age", 31), ("city", "Oslo")),
     )
     second = CustomerUpdate(
-        _eid(), T0 + 1, CID, email="b@example.com", birthday="05-17", attributes=(("city", "Bergen"),)
+        _eid(),
+        T0 + 1,
+        CID,
+        email="b@example.com",
+        birthday="05-17",
+        attributes=(("city", "Bergen"),),
     )
     profile = apply_customer(apply_customer(Profile(customer_id=CID), first), second)
     assert profile.contact == {

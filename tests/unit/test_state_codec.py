@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import orjson
 from hypothesis import given, settings
+from strategies import fold_all, histories, histories_with_outbox
 
 from models.customer import CustomerState, Envelope, new_state
 from stream.state_codec import FORMAT, decode_state, encode_state
-from strategies import fold_all, histories, histories_with_outbox
 
 
 def roundtrip(state: CustomerState) -> None:
