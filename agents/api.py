@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 import time
 from typing import Any
 
@@ -10,9 +11,16 @@ from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from agents.context import Context
+from agents.refresh import refresh_population
 from models.clock import engine_now
+from models.customer import indexes
+from models.outputs import Internal
+from models.rfm import Rfm, recency_days, score_one
 from models.view import profile_view
 from stream.codecs import parse_ts
+from stream.records import internal_record
+
+DAY_MS = 86_400_000
 
 
 def register_api(app: faust.App, ctx: Context) -> None:
@@ -23,9 +31,39 @@ def register_api(app: faust.App, ctx: Context) -> None:
             if now is None:
                 return self.json({"error": "as_of must be RFC 3339 or epoch ms"}, status=400)
             state = await ctx.store.read(customer_id)
-            if state is None:
+            if state is None or state.erased:
                 return self.json({"error": f"unknown customer {customer_id!r}"}, status=404)
-            return self.json(profile_view(state.profile, now=now, lifecycle=ctx.lifecycle))
+            if state.profile.merged_into is not None:
+                return self.json(
+                    {
+                        "error": f"{customer_id!r} was identified as another customer",
+                        "merged_into": state.profile.merged_into,
+                    },
+                    status=404,
+                )
+            rfm = await _rfm(state, now, ctx)
+            return self.json(profile_view(state.profile, now=now, rfm=rfm, config=ctx.view))
+
+        async def delete(self, request: Request, customer_id: str) -> Response:
+            """Right to erasure: the owner of the customer erases them (asynchronously)."""
+            if not _authorized(request, ctx):
+                return self.json({"error": "admin token required"}, status=401)
+            now = int(time.time() * 1000)
+            request_ = Internal("erase", customer_id, f"erase:{customer_id}:{now}", now)
+            await ctx.publisher.publish([internal_record(request_)])
+            return self.json({"status": "erasing", "customer_id": customer_id}, status=202)
+
+    @app.page("/admin/refresh")
+    class RefreshView(View):
+        async def post(self, request: Request) -> Response:
+            if not _authorized(request, ctx):
+                return self.json({"error": "admin token required"}, status=401)
+            as_of: int | None = None
+            if "as_of" in request.query:
+                as_of = _parse_time(request.query["as_of"])
+                if as_of is None:
+                    return self.json({"error": "as_of must be RFC 3339 or epoch ms"}, status=400)
+            return self.json(await refresh_population(ctx, as_of=as_of))
 
     @app.page("/health")
     class HealthView(View):
@@ -44,9 +82,39 @@ def register_api(app: faust.App, ctx: Context) -> None:
             return self.bytes(body, content_type=CONTENT_TYPE_LATEST.split(";")[0])
 
 
+async def _rfm(state: Any, now: int, ctx: Context) -> Rfm | None:
+    """Exact RFM against the buyer population as stored right now."""
+    buyer = indexes(state, config=ctx.step).buyer
+    if buyer is None:
+        return None
+    last, _, _ = buyer
+    days = recency_days(last, now)
+    cutoff = now - (days + 1) * DAY_MS  # a whole day more since the last order, or worse
+    worse_r, worse_f, worse_m, population = await ctx.store.rfm_worse_counts(
+        buyer, recency_cutoff=cutoff
+    )
+    if population == 0:
+        return None
+    return score_one(
+        buyer, worse_r=worse_r, worse_f=worse_f, worse_m=worse_m, population=max(population, 1)
+    )
+
+
+def _authorized(request: Request, ctx: Context) -> bool:
+    token = ctx.settings.api_token
+    if not token:
+        return True
+    given = request.headers.get("Authorization", "")
+    return hmac.compare_digest(given.encode(), f"Bearer {token}".encode())
+
+
+def _parse_time(raw: str) -> int | None:
+    return parse_ts(int(raw) if raw.isdigit() else raw)
+
+
 async def _now(request: Request, ctx: Context) -> int | None:
     raw: Any = request.query.get("as_of")
     if raw is not None:
-        return parse_ts(int(raw) if raw.isdigit() else raw)
+        return _parse_time(raw)
     watermark = await ctx.store.read_clock()
     return engine_now(watermark, int(time.time() * 1000), mode=ctx.settings.clock)

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from models.campaigns import CampaignConfig
 from models.customer import StepConfig
-from models.lifecycle import LifecycleConfig
+from models.view import ViewConfig
 from stream.metrics import Metrics
 from stream.publisher import Publisher
 from stream.settings import Settings
@@ -21,7 +21,7 @@ class Context:
     publisher: Publisher
     metrics: Metrics
     step: StepConfig
-    lifecycle: LifecycleConfig
+    view: ViewConfig
     #: Serialises the customer flows of one worker: clicks and orders of one
     #: customer arrive on different topics, and two agents writing the same
     #: customer at once would only make each other retry and republish.
@@ -33,3 +33,7 @@ class Context:
             currency=settings.default_currency, offer_ttl_days=settings.offer_ttl_days
         )
         return StepConfig(campaigns=campaigns, dedup_ids=settings.dedup_ids)
+
+    @staticmethod
+    def view_config(step: StepConfig) -> ViewConfig:
+        return ViewConfig(segments=step.segments, affinity=step.profile.affinity)

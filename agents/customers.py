@@ -1,8 +1,9 @@
-"""The customer flow: clicks, orders, customers and feedback into state and decisions.
+"""The customer flow: clicks, orders, customers, feedback and internal events into state.
 
 Per batch: parse -> (re-key | deadletter) -> load -> fold -> save -> publish ->
-clear outbox -> count. Offsets become committable only when this returns, i.e.
-after state is written and every output is acknowledged by the broker.
+settle (empty outboxes, finish erasures, update indexes) -> count. Offsets
+become committable only when this returns, i.e. after state is written and
+every output is acknowledged by the broker.
 """
 
 from __future__ import annotations
@@ -13,17 +14,26 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from agents.context import Context
-from models.customer import CustomerState, Envelope, clear_outbox, fold, new_state
-from models.events import CatalogUpdate, Rejected
-from models.outputs import CampaignResult
+from models.customer import (
+    CustomerState,
+    Envelope,
+    clear_outbox,
+    fold,
+    indexes,
+    new_state,
+)
+from models.events import CatalogUpdate, LifecycleTick, Rejected
+from models.outputs import CampaignResult, Output, SegmentChange
 from stream.codecs import PARSERS
-from stream.records import OutRecord, campaign_records, deadletter_record
+from stream.internal_codec import parse_internal
+from stream.records import OutRecord, deadletter_record, output_records
 from stream.store import Write
 
 log = logging.getLogger(__name__)
 
 #: Rounds of optimistic retries before giving up on a batch (then the worker stops).
 MAX_CONFLICT_ROUNDS = 20
+PARSE = {**PARSERS, "internal": parse_internal}
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,11 +69,11 @@ def sort_deliveries(
     deliveries: Sequence[Delivery], suffix: str, ctx: Context, *, now_ms: int
 ) -> Sorted:
     """Parse every record; route it to its customer, to a re-key, or to the deadletter."""
-    parse = PARSERS[suffix]
+    parse = PARSE[suffix]
     out = Sorted()
     for d in deliveries:
         event = parse(
-            d.value or b"",
+            d.value,
             max_bytes=ctx.settings.max_event_bytes,
             default_currency=ctx.settings.default_currency,
         )
@@ -85,14 +95,20 @@ def sort_deliveries(
         if d.key is None or d.key.decode("utf-8", "replace") != event.customer_id:
             # Not keyed by customer: send it round again under the right key, so it
             # reaches the one worker that owns this customer.
-            out.outputs.append(OutRecord(suffix, event.customer_id, d.value or b""))
+            out.outputs.append(OutRecord(suffix, event.customer_id, d.value))
             out.forwarded += 1
             continue
-        source = f"{d.topic}/{d.partition}"
         out.by_customer.setdefault(event.customer_id, []).append(
-            Envelope(event=event, source=source, offset=d.offset)
+            Envelope(
+                event=event,
+                source=f"{d.topic}/{d.partition}",
+                offset=d.offset,
+                topic=suffix,
+                raw=d.value,
+            )
         )
-        out.newest_ts = event.ts if out.newest_ts is None else max(out.newest_ts, event.ts)
+        if suffix != "internal":
+            out.newest_ts = event.ts if out.newest_ts is None else max(out.newest_ts, event.ts)
     return out
 
 
@@ -103,12 +119,12 @@ async def process_batch(deliveries: Sequence[Delivery], suffix: str, ctx: Contex
     ctx.metrics.events.labels(suffix, "rejected").inc(batch.rejected)
     async with ctx.customer_writes:
         saved = await apply_customers(batch.by_customer, suffix, ctx)
-        results = [r for write in saved for r in write.state.outbox]
+        outputs = [o for s in saved for o in s.state.outbox]
         await ctx.publisher.publish(
-            batch.outputs + [rec for r in results for rec in campaign_records(r)]
+            batch.outputs + [rec for o in outputs for rec in output_records(o)]
         )
-        count_published(results, ctx)
-        await settle_outboxes(saved, ctx)
+        count_published(outputs, ctx)
+        await settle(saved, batch, ctx)
     if batch.newest_ts is not None:
         clock = await ctx.store.advance_clock(batch.newest_ts)
         ctx.metrics.watermark.set(clock / 1000)
@@ -119,8 +135,8 @@ async def apply_customers(
 ) -> list[Saved]:
     """Fold each customer's events into their stored state with compare-and-set writes.
 
-    Returns what was written (or, for an unchanged customer with a leftover
-    outbox, what is stored) so the caller publishes each state's outbox.
+    Returns what was written, plus unchanged customers with a leftover outbox
+    (from a crash before publishing), so the caller publishes every outbox.
     """
     pending = dict(by_customer)
     done: list[Saved] = []
@@ -132,12 +148,12 @@ async def apply_customers(
         counts: dict[str, tuple[int, int]] = {}
         for cid, envelopes in pending.items():
             current = stored[cid]
-            folded = fold(current.state or new_state(cid), envelopes, config=ctx.step)
+            base = current.state or new_state(cid, current.fence)
+            folded = fold(base, envelopes, config=ctx.step)
             counts[cid] = (folded.accepted, folded.duplicates)
-            write = Write(cid, current.version, folded.state)
             if folded.changed:
-                writes.append(write)
-            elif folded.state.outbox:
+                writes.append(Write(cid, current.version, folded.state))
+            elif folded.state.outbox or folded.state.erased:
                 done.append(Saved(cid, current.version, folded.state))
         conflicts = await ctx.store.save(writes)
         ctx.metrics.conflicts.inc(len(conflicts))
@@ -154,27 +170,39 @@ async def apply_customers(
     raise RuntimeError(f"customers {sorted(pending)[:5]} kept changing under this worker")
 
 
-async def settle_outboxes(saved: list[Saved], ctx: Context) -> None:
-    """Remove published records from the outbox, unless the customer changed meanwhile.
+async def settle(saved: list[Saved], batch: Sorted, ctx: Context) -> None:
+    """Empty published outboxes, finish erasures, and bring the indexes up to date.
 
     If another write got in first, its writer publishes the same records again
-    (same ids) and clears them: harmless downstream.
+    (same ids) and settles them: harmless downstream.
     """
-    clears = [
-        Write(s.customer_id, s.version, clear_outbox(s.state, s.state.outbox))
+    settled = [
+        Write(s.customer_id, s.version, clear_outbox(s.state))
         for s in saved
-        if s.state.outbox
+        if s.state.outbox or s.state.erased
     ]
-    await ctx.store.save(clears)
+    index = [(s.customer_id, indexes(s.state, config=ctx.step)) for s in saved]
+    ticks = [
+        (cid, e.event.ts)
+        for cid, envelopes in batch.by_customer.items()
+        for e in envelopes
+        if isinstance(e.event, LifecycleTick)
+    ]
+    await ctx.store.settle(settled, index, ticks)
 
 
-def count_published(results: list[CampaignResult], ctx: Context) -> None:
+def count_published(outputs: list[Output], ctx: Context) -> None:
     now = time.time()
-    for result in results:
-        decision = result.decision
+    for output in outputs:
+        if isinstance(output, SegmentChange):
+            family = output.segment.split(":", 1)[0]
+            ctx.metrics.segment_changes.labels(family, output.change).inc()
+        if not isinstance(output, CampaignResult):
+            continue
+        decision = output.decision
         ctx.metrics.decisions.labels(decision.outcome, decision.reason).inc()
         ctx.metrics.event_to_decision.observe(max(0.0, now - decision.ts / 1000))
-        if result.offer is not None:
-            ctx.metrics.offers.labels(result.offer.campaign).inc()
-        if result.message is not None:
-            ctx.metrics.messages.labels(result.message.channel, result.message.campaign).inc()
+        if output.offer is not None:
+            ctx.metrics.offers.labels(output.offer.campaign).inc()
+        if output.message is not None:
+            ctx.metrics.messages.labels(output.message.channel, output.message.campaign).inc()

@@ -6,6 +6,7 @@ the tests) with a settings object.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable, Sequence
 
 import faust
@@ -16,15 +17,18 @@ from agents.api import register_api
 from agents.catalog import process_catalog
 from agents.context import Context
 from agents.customers import Delivery, process_batch
-from models.lifecycle import LifecycleConfig
+from agents.refresh import refresh_population
+from agents.timers import fire_due_timers
 from stream.app import RapportApp, create_app, raw_topic
 from stream.metrics import Metrics
 from stream.publisher import Publisher
 from stream.settings import Settings
 from stream.store import Store, connect
 
+log = logging.getLogger(__name__)
+
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
-CUSTOMER_TOPICS = ("clicks", "orders", "customers", "feedback")
+CUSTOMER_TOPICS = ("clicks", "orders", "customers", "feedback", "internal")
 
 Handler = Callable[[Sequence[Delivery], str, Context], Awaitable[None]]
 
@@ -37,21 +41,46 @@ def build_worker(settings: Settings) -> RapportApp:
         redis,
         prefix=settings.redis_prefix,
         retention_days=settings.retention_days,
+        fence_days=settings.fence_days,
         metrics=metrics,
     )
+    step = Context.step_config(settings)
     ctx = Context(
         settings=settings,
         store=store,
         publisher=Publisher(app, settings),
         metrics=metrics,
-        step=Context.step_config(settings),
-        lifecycle=LifecycleConfig(),
+        step=step,
+        view=Context.view_config(step),
     )
     for suffix in CUSTOMER_TOPICS:
         register_flow(app, ctx, suffix, process_batch)
     register_flow(app, ctx, "catalog", process_catalog)
     register_api(app, ctx)
+    register_periodic(app, ctx)
     return app
+
+
+def register_periodic(app: faust.App, ctx: Context) -> None:
+    """Timers of the worker: lifecycle timer polling and the population refresh.
+
+    Both publish internal events only (never write a customer), so running
+    them on every worker is safe; duplicates carry the same event ids.
+    """
+
+    @app.timer(ctx.settings.timer_interval, name="rapport.lifecycle_timers")
+    async def lifecycle_timers() -> None:
+        try:
+            await fire_due_timers(ctx)
+        except Exception:  # retried at the next tick; leases make it lossless
+            log.exception("lifecycle timer poll failed; retrying next interval")
+
+    @app.timer(ctx.settings.refresh_seconds, name="rapport.population_refresh")
+    async def population_refresh() -> None:
+        try:
+            await refresh_population(ctx)
+        except Exception:  # the next refresh recomputes everything from scratch
+            log.exception("population refresh failed; retrying next interval")
 
 
 def register_flow(app: faust.App, ctx: Context, suffix: str, handle: Handler) -> None:

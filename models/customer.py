@@ -1,4 +1,4 @@
-"""One customer's step function: ``(state, event) -> (state, results)``.
+"""One customer's step function: ``(state, event) -> (state, outputs)``.
 
 The state is everything stored for the customer under one Redis key and one
 writer: the profile, what has been applied (for dedup) and the outbox of
@@ -13,21 +13,58 @@ from dataclasses import dataclass, field, replace
 
 from models.campaigns import CampaignConfig, decide_campaigns
 from models.dedup import Applied, is_duplicate, remember, remember_offset
-from models.events import CustomerEvent
-from models.outputs import CampaignResult
-from models.profile import Profile, apply_event
+from models.events import (
+    CustomerEvent,
+    CustomerUpdate,
+    EraseRequest,
+    LifecycleTick,
+    MergeOut,
+    RfmUpdate,
+)
+from models.outputs import Forward, Internal, Output, Tombstone
+from models.profile import (
+    Profile,
+    ProfileConfig,
+    advance,
+    apply_event,
+    merge_profiles,
+    order_totals,
+)
+from models.rfm import make_rfm
+from models.segments import SegmentConfig, memberships, next_due, segment_changes
+
+
+@dataclass(frozen=True, slots=True)
+class MergeIn:
+    """An anonymous profile handed over to the customer it was identified as."""
+
+    event_id: str
+    ts: int
+    customer_id: str
+    source_id: str
+    profile: Profile
+
+
+InternalEvent = LifecycleTick | MergeOut | MergeIn | RfmUpdate | EraseRequest
+AnyEvent = CustomerEvent | InternalEvent
+
+#: Topics whose records are erased customers' tombstones (compacted consumers drop the key).
+TOMBSTONE_TOPICS = ("offers", "segments")
 
 
 @dataclass(frozen=True, slots=True)
 class CustomerState:
     profile: Profile
     applied: Applied = field(default_factory=Applied)
-    outbox: tuple[CampaignResult, ...] = ()
+    outbox: tuple[Output, ...] = ()
+    erased: bool = False
 
 
 @dataclass(frozen=True, slots=True)
 class StepConfig:
     campaigns: CampaignConfig = field(default_factory=CampaignConfig)
+    profile: ProfileConfig = field(default_factory=ProfileConfig)
+    segments: SegmentConfig = field(default_factory=SegmentConfig)
     dedup_ids: int = 64
 
 
@@ -35,55 +72,142 @@ class StepConfig:
 class Step:
     state: CustomerState
     duplicate: bool
-    results: tuple[CampaignResult, ...] = ()
+    outputs: tuple[Output, ...] = ()
 
 
-def new_state(customer_id: str) -> CustomerState:
-    return CustomerState(profile=Profile(customer_id=customer_id))
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    """An accepted event with the Kafka coordinates that identify its delivery.
+
+    ``topic`` (contract suffix) and ``raw`` let an event addressed to a merged
+    anonymous id be sent on, unchanged but for its customer, to its new owner.
+    """
+
+    event: AnyEvent
+    source: str | None = None
+    offset: int | None = None
+    topic: str | None = None
+    raw: bytes | None = None
+
+
+def new_state(customer_id: str, applied: Applied | None = None) -> CustomerState:
+    return CustomerState(profile=Profile(customer_id=customer_id), applied=applied or Applied())
 
 
 def step(
     state: CustomerState,
-    event: CustomerEvent,
+    event: AnyEvent,
     *,
-    source: str | None,
-    offset: int | None,
     config: StepConfig,
+    source: str | None = None,
+    offset: int | None = None,
+    topic: str | None = None,
+    raw: bytes | None = None,
 ) -> Step:
-    """Apply one event unless it was applied before; decide what the change triggers.
+    """Apply one event unless it was applied before; say what the change causes.
 
     ``source``/``offset`` identify the Kafka record (``"topic/partition"``,
     offset) so that redelivery is recognised exactly; they are ``None`` for
-    events that do not come from a partition (tests, forwarded facts).
+    events that do not come from a partition (tests).
     """
     if is_duplicate(state.applied, event.event_id, source, offset):
         # Remember the offset even so: once the id has left the window, a
         # redelivery of this very record must still be recognised by offset.
         applied = remember_offset(state.applied, source, offset)
         return Step(state=replace(state, applied=applied), duplicate=True)
-    before = state.profile
-    after, results = decide_campaigns(
-        before, apply_event(before, event), event, config=config.campaigns
-    )
     applied = remember(state.applied, event.event_id, source, offset, keep=config.dedup_ids)
-    updated = replace(state, profile=after, applied=applied, outbox=state.outbox + results)
-    return Step(state=updated, duplicate=False, results=results)
+    if state.erased:  # a later event after an erasure starts a new, empty profile
+        fresh = new_state(state.profile.customer_id, state.applied)
+        state = replace(fresh, outbox=state.outbox)
+    if _erases(event):
+        return Step(state=erase(state, event.ts, applied), duplicate=False)
+    profile, outputs = _apply(state.profile, event, topic, raw, config)
+    if profile.merged_into is None and profile.clock is not None:
+        now = profile.clock
+        segments = memberships(profile, now=now, config=config.segments)
+        outputs += segment_changes(profile.customer_id, profile.segments, segments, ts=now)
+        profile = replace(profile, segments=segments)
+    updated = CustomerState(profile=profile, applied=applied, outbox=state.outbox + outputs)
+    return Step(state=updated, duplicate=False, outputs=outputs)
 
 
-def clear_outbox(state: CustomerState, published: tuple[CampaignResult, ...]) -> CustomerState:
-    """Drop exactly the records confirmed published; anything decided since stays."""
-    done = {result.decision.decision_id for result in published}
-    kept = tuple(r for r in state.outbox if r.decision.decision_id not in done)
-    return replace(state, outbox=kept)
+def erase(state: CustomerState, ts: int, applied: Applied) -> CustomerState:
+    """Right to erasure: drop everything, pending outputs included; say goodbye once.
+
+    The outbox keeps only the segment exits, the tombstones and the erasure of
+    any anonymous ids merged into this customer; the store deletes the key once
+    they are published.
+    """
+    profile = state.profile
+    cid = profile.customer_id
+    exits = segment_changes(cid, profile.segments, frozenset(), ts=ts)
+    aliases = tuple(
+        Internal("erase", alias, f"erase:{alias}:{ts}", ts) for alias in profile.aliases
+    )
+    tombstones = tuple(Tombstone(topic, cid) for topic in TOMBSTONE_TOPICS)
+    return CustomerState(
+        profile=Profile(customer_id=cid),
+        applied=applied,
+        outbox=(*exits, *tombstones, *aliases),
+        erased=True,
+    )
 
 
-@dataclass(frozen=True, slots=True)
-class Envelope:
-    """An accepted event with the Kafka coordinates that identify its delivery."""
+def _apply(
+    profile: Profile, event: AnyEvent, topic: str | None, raw: bytes | None, config: StepConfig
+) -> tuple[Profile, tuple[Output, ...]]:
+    if isinstance(event, LifecycleTick):
+        return replace(profile, clock=advance(profile, event.ts)), ()
+    if isinstance(event, RfmUpdate):
+        return replace(profile, rfm=make_rfm(event.r, event.f, event.m)), ()
+    if isinstance(event, MergeOut):
+        return _hand_over(profile, event)
+    if isinstance(event, MergeIn):
+        merged = merge_profiles(profile, event.profile, config=config.profile)
+        aliases = profile.aliases + (
+            () if event.source_id in profile.aliases else (event.source_id,)
+        )
+        return replace(merged, aliases=aliases), ()
+    if profile.merged_into is not None:
+        if topic is None or raw is None:
+            return profile, ()
+        return profile, (Forward(topic, profile.merged_into, raw),)
+    before = profile
+    after = apply_event(before, event, config=config.profile)
+    after, results = decide_campaigns(before, after, event, config=config.campaigns)
+    return after, (*_claims(before, after), *results)
 
-    event: CustomerEvent
-    source: str | None = None
-    offset: int | None = None
+
+def _claims(before: Profile, after: Profile) -> tuple[Output, ...]:
+    """Ask the owner of each newly identified anonymous id to hand its profile over."""
+    cid = after.customer_id
+    return tuple(
+        Internal(
+            "merge_out", anon, f"merge-out:{anon}:{cid}", after.clock or 0, body=(("into", cid),)
+        )
+        for anon in after.aliases
+        if anon not in before.aliases and anon != cid
+    )
+
+
+def _hand_over(profile: Profile, event: MergeOut) -> tuple[Profile, tuple[Output, ...]]:
+    """The anonymous profile moves to its customer; what stays is a forwarding address."""
+    if profile.merged_into is not None:
+        return profile, ()
+    anon = profile.customer_id
+    handed = Internal(
+        "merge_in",
+        event.into,
+        f"merge-in:{anon}:{event.into}",
+        event.ts,
+        body=(("from", anon), ("profile", profile)),
+    )
+    exits = segment_changes(anon, profile.segments, frozenset(), ts=event.ts)
+    return Profile(customer_id=anon, merged_into=event.into), (*exits, handed)
+
+
+def _erases(event: AnyEvent) -> bool:
+    return isinstance(event, EraseRequest) or (isinstance(event, CustomerUpdate) and event.erase)
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,10 +224,47 @@ def fold(state: CustomerState, envelopes: list[Envelope], *, config: StepConfig)
     original = state
     for envelope in envelopes:
         result = step(
-            state, envelope.event, source=envelope.source, offset=envelope.offset, config=config
+            state,
+            envelope.event,
+            config=config,
+            source=envelope.source,
+            offset=envelope.offset,
+            topic=envelope.topic,
+            raw=envelope.raw,
         )
         state = result.state
         duplicates += result.duplicate
         accepted += not result.duplicate
     changed = state != original
     return Folded(state=state, accepted=accepted, duplicates=duplicates, changed=changed)
+
+
+def clear_outbox(state: CustomerState) -> CustomerState:
+    """After the broker acknowledged every record of the outbox."""
+    return replace(state, outbox=())
+
+
+@dataclass(frozen=True, slots=True)
+class Indexes:
+    """What population-level indexes must say about this customer after a write.
+
+    ``buyer`` is ``(last_order_at, orders, revenue)`` for the RFM population
+    (None: not a buyer, or erased, or handed over); ``due`` is the next
+    lifecycle timer; ``rfm_segment`` the last RFM cell emitted.
+    """
+
+    buyer: tuple[int, int, float] | None
+    rfm_segment: str | None
+    due: int | None
+
+
+def indexes(state: CustomerState, *, config: StepConfig) -> Indexes:
+    profile = state.profile
+    if state.erased or profile.merged_into is not None:
+        return Indexes(buyer=None, rfm_segment=None, due=None)
+    totals = order_totals(profile)
+    buyer = None
+    if totals.orders > 0 and totals.last_order_at is not None:
+        buyer = (totals.last_order_at, totals.orders, totals.revenue)
+    segment = profile.rfm.segment if profile.rfm is not None and buyer is not None else None
+    return Indexes(buyer=buyer, rfm_segment=segment, due=next_due(profile, config=config.segments))

@@ -127,3 +127,51 @@ class Rejected:
 
     reason: str
     code: str = field(default="invalid")
+
+
+# --- Internal events: what the engine tells the owner of another customer -------------
+#
+# They travel on the ``internal`` topic keyed by the customer they concern, so the
+# one worker that owns that customer applies them (one writer per customer), and
+# they carry deterministic event ids so redelivery changes nothing.
+
+
+@dataclass(frozen=True, slots=True)
+class LifecycleTick:
+    """A scheduled moment (last order + N days) reached on the engine clock."""
+
+    event_id: str
+    ts: int
+    customer_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class MergeOut:
+    """The anonymous visitor ``customer_id`` was identified as ``into``: hand over."""
+
+    event_id: str
+    ts: int
+    customer_id: str
+    into: str
+
+
+@dataclass(frozen=True, slots=True)
+class RfmUpdate:
+    """The population refresh computed new RFM scores for this customer."""
+
+    event_id: str
+    ts: int
+    customer_id: str
+    r: int
+    f: int
+    m: int
+    segment: str
+
+
+@dataclass(frozen=True, slots=True)
+class EraseRequest:
+    """Right to erasure asked through the API (or for an alias of an erased customer)."""
+
+    event_id: str
+    ts: int
+    customer_id: str

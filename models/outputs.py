@@ -76,3 +76,44 @@ class CampaignResult:
     decision: Decision
     offer: Offer | None = None
     message: Message | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentChange:
+    """A customer entered or left a segment (``lifecycle:at_risk``, ``tier:gold``, ``rfm:...``)."""
+
+    customer_id: str
+    segment: str
+    change: Literal["enter", "exit"]
+    ts: int
+
+
+@dataclass(frozen=True, slots=True)
+class Internal:
+    """An internal event for the owner of ``customer_id`` (see ``models.events``)."""
+
+    kind: Literal["merge_out", "merge_in", "erase", "tick", "rfm"]
+    customer_id: str
+    event_id: str
+    ts: int
+    body: tuple[tuple[str, object], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Forward:
+    """An input record sent on to the customer it now belongs to (identity merge)."""
+
+    topic: str
+    customer_id: str
+    raw: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Tombstone:
+    """A null-valued record keyed by the erased customer: compacted consumers drop the key."""
+
+    topic: str
+    customer_id: str
+
+
+Output = CampaignResult | SegmentChange | Internal | Forward | Tombstone

@@ -1,9 +1,16 @@
 """A customer's rolling state and how each contract event changes it.
 
-Every ``apply_*`` is ``(profile, event) -> profile``: no I/O, no clock. Order
-accounting is keyed by ``order_id`` so that facts may arrive in any order: a
-``cancelled``/``refunded`` fact wins over ``placed`` whenever it arrives, and a
-``placed`` that arrives after its cancellation still records nothing countable.
+Every ``apply_*`` is ``(profile, event, config) -> profile``: no I/O, no clock.
+Order accounting is keyed by ``order_id`` so that facts may arrive in any
+order: a ``cancelled``/``refunded`` fact wins over ``placed`` whenever it
+arrives, and a ``placed`` that arrives after its cancellation still records
+nothing countable. Windows and affinity follow the same rule: an order counts
+in them exactly while its fact counts.
+
+``clock`` is the customer's own event-time high-water mark (largest event or
+timer time applied). Time-dependent fields that are stored (lifecycle,
+segments) are evaluated at it, so an old event arriving late never moves a
+customer backwards in time.
 """
 
 from __future__ import annotations
@@ -11,7 +18,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
+from models.affinity import AffinityConfig, add_affinity, merge_affinity
 from models.events import Channel, Click, CustomerEvent, CustomerUpdate, Feedback, Order
+from models.rfm import Rfm
+from models.windows import Windows, add_count, merge_windows
 
 #: Recently viewed products kept per customer (most recent views win a place).
 MAX_VIEWED = 50
@@ -20,12 +30,23 @@ MAX_CART_LINES = 100
 
 
 @dataclass(frozen=True, slots=True)
+class ProfileConfig:
+    affinity: AffinityConfig = field(default_factory=AffinityConfig)
+
+
+@dataclass(frozen=True, slots=True)
 class OrderFact:
-    """What is known of one order: its latest status and, once placed, its value."""
+    """What is known of one order: its latest status and, once placed, its contents."""
 
     status: str
     total: float | None = None
     ts: int | None = None
+    products: tuple[str, ...] = ()
+    categories: tuple[str, ...] = ()
+
+    @property
+    def counts(self) -> bool:
+        return self.status == "placed" and self.ts is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +62,7 @@ class Profile:
     customer_id: str
     first_seen: int | None = None
     last_seen: int | None = None
+    clock: int | None = None
     order_facts: Mapping[str, OrderFact] = field(default_factory=dict)
     views: Mapping[str, tuple[int, int]] = field(default_factory=dict)  # product -> (views, ts)
     cart: Mapping[str, int] = field(default_factory=dict)  # product -> quantity
@@ -48,6 +70,12 @@ class Profile:
     contact: Mapping[str, str] = field(default_factory=dict)  # email, phone, push_token, ...
     attributes: Mapping[str, object] = field(default_factory=dict)
     fired: Mapping[str, int] = field(default_factory=dict)  # campaign -> trigger ts
+    windows: Windows = field(default_factory=dict)
+    affinity: Mapping[str, tuple[float, int]] = field(default_factory=dict)
+    segments: frozenset[str] = frozenset()
+    rfm: Rfm | None = None
+    aliases: tuple[str, ...] = ()  # anonymous ids merged into this customer
+    merged_into: str | None = None  # set on an anonymous profile handed over
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,13 +85,13 @@ class OrderTotals:
     last_order_at: int | None
 
 
-def apply_event(profile: Profile, event: CustomerEvent) -> Profile:
+def apply_event(profile: Profile, event: CustomerEvent, *, config: ProfileConfig) -> Profile:
     """Fold one accepted, not-yet-applied event into the profile."""
     seen = touch(profile, event.ts)
     if isinstance(event, Click):
-        return apply_click(seen, event)
+        return apply_click(seen, event, config=config)
     if isinstance(event, Order):
-        return apply_order(seen, event)
+        return apply_order(seen, event, config=config)
     if isinstance(event, CustomerUpdate):
         return apply_customer(seen, event)
     return apply_feedback(seen, event)
@@ -73,16 +101,31 @@ def touch(profile: Profile, ts: int) -> Profile:
     """First/last seen are the min/max event time, so arrival order does not matter."""
     first = ts if profile.first_seen is None else min(profile.first_seen, ts)
     last = ts if profile.last_seen is None else max(profile.last_seen, ts)
-    return replace(profile, first_seen=first, last_seen=last)
+    return replace(profile, first_seen=first, last_seen=last, clock=advance(profile, ts))
 
 
-def apply_click(profile: Profile, click: Click) -> Profile:
+def advance(profile: Profile, ts: int) -> int:
+    return ts if profile.clock is None else max(profile.clock, ts)
+
+
+def apply_click(profile: Profile, click: Click, *, config: ProfileConfig) -> Profile:
+    horizon = profile.clock or click.ts
     if click.type == "product_view" and click.product_id:
-        return replace(profile, views=_count_view(profile.views, click.product_id, click.ts))
+        profile = replace(
+            profile,
+            views=_count_view(profile.views, click.product_id, click.ts),
+            windows=add_count(profile.windows, "views", click.ts, horizon_ms=horizon),
+        )
+        return _like(profile, click.category, config.affinity.view_weight, click.ts, config)
     if click.type == "add_to_cart" and click.product_id:
         cart = dict(profile.cart)
         cart[click.product_id] = cart.pop(click.product_id, 0) + click.quantity
-        return replace(profile, cart=_bounded(cart, MAX_CART_LINES))
+        profile = replace(
+            profile,
+            cart=_bounded(cart, MAX_CART_LINES),
+            windows=add_count(profile.windows, "carts", click.ts, horizon_ms=horizon),
+        )
+        return _like(profile, click.category, config.affinity.cart_weight, click.ts, config)
     if click.type == "remove_from_cart" and click.product_id:
         cart = dict(profile.cart)
         left = cart.get(click.product_id, 0) - click.quantity
@@ -91,24 +134,36 @@ def apply_click(profile: Profile, click: Click) -> Profile:
         else:
             cart.pop(click.product_id, None)
         return replace(profile, cart=cart)
+    if (
+        click.type == "identify"
+        and click.anonymous_id
+        and click.anonymous_id not in (profile.aliases)
+    ):
+        return replace(profile, aliases=(*profile.aliases, click.anonymous_id))
     return profile
 
 
-def apply_order(profile: Profile, order: Order) -> Profile:
+def apply_order(profile: Profile, order: Order, *, config: ProfileConfig) -> Profile:
     """Placed orders empty the bought lines from the cart; status facts never regress."""
-    facts = dict(profile.order_facts)
-    known = facts.get(order.order_id)
+    known = profile.order_facts.get(order.order_id)
     if order.status == "placed":
         status = known.status if known is not None else "placed"
-        if known is None or known.ts is None or order.ts >= known.ts:
-            facts[order.order_id] = OrderFact(status=status, total=order.total, ts=order.ts)
+        fact = OrderFact(
+            status=status,
+            total=order.total,
+            ts=order.ts,
+            products=tuple(dict.fromkeys(item.product_id for item in order.items)),
+            categories=tuple(item.category for item in order.items if item.category),
+        )
+        if known is not None and known.ts is not None and order.ts < known.ts:
+            fact = known  # the later placed fact of one order wins
         bought = {item.product_id for item in order.items}
         cart = {pid: qty for pid, qty in profile.cart.items() if pid not in bought}
-        return replace(profile, order_facts=facts, cart=cart)
-    total = known.total if known is not None else None
-    ts = known.ts if known is not None else None
-    facts[order.order_id] = OrderFact(status=order.status, total=total, ts=ts)
-    return replace(profile, order_facts=facts)
+        profile = replace(profile, cart=cart)
+    else:
+        base = known or OrderFact(status=order.status)
+        fact = replace(base, status=order.status)
+    return _replace_fact(profile, order.order_id, known, fact, config)
 
 
 def apply_customer(profile: Profile, update: CustomerUpdate) -> Profile:
@@ -137,13 +192,44 @@ def apply_feedback(profile: Profile, feedback: Feedback) -> Profile:
     return replace(profile, consent=consent)
 
 
+def merge_profiles(known: Profile, anonymous: Profile, *, config: ProfileConfig) -> Profile:
+    """Everything learnt under an anonymous id joins the identified customer.
+
+    Views, carts and windows add up; first/last seen widen; order facts join
+    with the same status precedence as live facts; contact data, consent and
+    attributes stay the known customer's own (an anonymous visitor gives none).
+    """
+    views = dict(known.views)
+    for pid, (count, ts) in anonymous.views.items():
+        mine = views.get(pid, (0, ts))
+        views[pid] = (mine[0] + count, max(mine[1], ts))
+    cart = dict(known.cart)
+    for pid, qty in anonymous.cart.items():
+        cart[pid] = cart.get(pid, 0) + qty
+    facts = dict(known.order_facts)
+    for oid, fact in anonymous.order_facts.items():
+        facts[oid] = _join_facts(facts.get(oid), fact)
+    seen = [t for t in (known.first_seen, anonymous.first_seen) if t is not None]
+    last = [t for t in (known.last_seen, anonymous.last_seen) if t is not None]
+    clocks = [t for t in (known.clock, anonymous.clock) if t is not None]
+    horizon = max(clocks) if clocks else 0
+    return replace(
+        known,
+        first_seen=min(seen) if seen else None,
+        last_seen=max(last) if last else None,
+        clock=max(clocks) if clocks else None,
+        views=_trim_views(views),
+        cart=_bounded(cart, MAX_CART_LINES),
+        order_facts=facts,
+        windows=merge_windows(known.windows, anonymous.windows, horizon_ms=horizon),
+        affinity=merge_affinity(known.affinity, anonymous.affinity, config=config.affinity),
+        fired={**anonymous.fired, **known.fired},
+    )
+
+
 def order_totals(profile: Profile) -> OrderTotals:
     """Counts and revenue of placed orders that were not cancelled or refunded."""
-    live = [
-        fact
-        for fact in profile.order_facts.values()
-        if fact.status == "placed" and fact.ts is not None
-    ]
+    live = [fact for fact in profile.order_facts.values() if fact.counts]
     revenue = round(sum(fact.total or 0.0 for fact in live), 2)
     last = max((fact.ts for fact in live if fact.ts is not None), default=None)
     return OrderTotals(orders=len(live), revenue=revenue, last_order_at=last)
@@ -153,6 +239,47 @@ def has_consent(profile: Profile, channel: str) -> bool:
     """Only an explicit, still-standing opt-in counts: never seen means no."""
     fact = profile.consent.get(channel)
     return fact is not None and fact.granted
+
+
+def _replace_fact(
+    profile: Profile, order_id: str, old: OrderFact | None, new: OrderFact, config: ProfileConfig
+) -> Profile:
+    """Swap one order fact; move its window count and purchase affinity with it."""
+    facts = {**profile.order_facts, order_id: new}
+    profile = replace(profile, order_facts=facts)
+    for fact, sign in ((old, -1), (new, +1)):
+        if fact is None or not fact.counts or fact.ts is None:
+            continue
+        horizon = profile.clock or fact.ts
+        windows = add_count(profile.windows, "orders", fact.ts, sign, horizon_ms=horizon)
+        profile = replace(profile, windows=windows)
+        for category in fact.categories:
+            weight = sign * config.affinity.purchase_weight
+            profile = _like(profile, category, weight, fact.ts, config)
+    return profile
+
+
+def _join_facts(mine: OrderFact | None, theirs: OrderFact) -> OrderFact:
+    if mine is None:
+        return theirs
+    placed = max(
+        (f for f in (mine, theirs) if f.ts is not None), key=lambda f: f.ts or 0, default=mine
+    )
+    status = (
+        "placed"
+        if mine.status == theirs.status == "placed"
+        else (mine.status if mine.status != "placed" else theirs.status)
+    )
+    return replace(placed, status=status)
+
+
+def _like(
+    profile: Profile, category: str | None, weight: float, ts: int, config: ProfileConfig
+) -> Profile:
+    if not category or weight == 0:
+        return profile
+    affinity = add_affinity(profile.affinity, category, weight, ts, config=config.affinity)
+    return replace(profile, affinity=affinity)
 
 
 def _set_consent(
@@ -171,10 +298,14 @@ def _count_view(
     updated = dict(views)
     count, last = updated.get(product_id, (0, ts))
     updated[product_id] = (count + 1, max(last, ts))
-    if len(updated) > MAX_VIEWED:
-        stalest = min(updated, key=lambda pid: (updated[pid][1], pid))
-        del updated[stalest]
-    return updated
+    return _trim_views(updated)
+
+
+def _trim_views(views: dict[str, tuple[int, int]]) -> dict[str, tuple[int, int]]:
+    while len(views) > MAX_VIEWED:
+        stalest = min(views, key=lambda pid: (views[pid][1], pid))
+        del views[stalest]
+    return views
 
 
 def _bounded(cart: dict[str, int], limit: int) -> dict[str, int]:

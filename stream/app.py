@@ -18,6 +18,8 @@ from faust.types import TransportT
 from stream.settings import Settings
 
 INPUT_TOPICS = ("clicks", "orders", "customers", "catalog", "feedback")
+#: Rapport's own topic (a contract extension): events for the owner of a customer.
+INTERNAL_TOPICS = ("internal",)
 OUTPUT_TOPICS = (
     "offers",
     "messages.email",

@@ -2,20 +2,23 @@
 
 A customer's keys carry the ``{customer_id}`` hash tag, so in a Redis Cluster
 all of them live in one slot and one script can touch them atomically.
-
-* ``<p>{<cid>}:state``: hash of ``v`` (version) and ``s`` (state); expires
-  ``RAPPORT_RETENTION_DAYS`` after the customer's last write.
-* ``<p>product:{<pid>}``: hash; expires ``RAPPORT_RETENTION_DAYS`` after the
-  product's last catalog update.
-* ``<p>clock``: string (ms); no expiry: one small key, and the engine clock
-  must survive idle periods.
+Population-level indexes share the ``{rfm}`` or ``{timers}`` tag.
+Retention of each family is in README.md ("Redis keys and retention").
 """
 
 from __future__ import annotations
 
+import hashlib
+
 
 def customer_state(prefix: str, customer_id: str) -> str:
     return f"{prefix}{{{customer_id}}}:state"
+
+
+def erasure_fence(prefix: str, customer_id: str) -> str:
+    """Named by a digest, so the fence left after an erasure does not spell the id."""
+    digest = hashlib.sha256(customer_id.encode()).hexdigest()[:32]
+    return f"{prefix}fence:{digest}"
 
 
 def product(prefix: str, product_id: str) -> str:
@@ -24,3 +27,20 @@ def product(prefix: str, product_id: str) -> str:
 
 def clock(prefix: str) -> str:
     return f"{prefix}clock"
+
+
+def rfm_index(prefix: str, dimension: str) -> str:
+    """``r``: last order time, ``f``: orders, ``m``: revenue, by customer id."""
+    return f"{prefix}{{rfm}}:{dimension}"
+
+
+def rfm_segments(prefix: str) -> str:
+    return f"{prefix}{{rfm}}:segment"
+
+
+def timers_due(prefix: str) -> str:
+    return f"{prefix}{{timers}}:due"
+
+
+def timers_leased(prefix: str) -> str:
+    return f"{prefix}{{timers}}:leased"

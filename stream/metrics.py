@@ -65,6 +65,23 @@ class Metrics:
             "Optimistic writes retried because another writer changed the customer.",
             registry=registry,
         )
+        self.segment_changes = Counter(
+            "rapport_segment_changes_total",
+            "Segment entries and exits published, by family (lifecycle, tier, rfm).",
+            ["family", "change"],
+            registry=registry,
+        )
+        self.refresh_seconds = Histogram(
+            "rapport_refresh_seconds",
+            "Duration of population refreshes (RFM scoring).",
+            buckets=(0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 60.0),
+            registry=registry,
+        )
+        self.timers_fired = Counter(
+            "rapport_timers_fired_total",
+            "Lifecycle timers claimed and sent to their customer's owner.",
+            registry=registry,
+        )
         self.watermark = Gauge(
             "rapport_event_time_watermark_seconds",
             "Largest event time accepted so far (the engine clock in event mode).",

@@ -8,7 +8,19 @@ from typing import Any
 import orjson
 
 from models.clock import format_ts
-from models.outputs import CampaignResult, Decision, Message, Offer
+from models.outputs import (
+    CampaignResult,
+    Decision,
+    Forward,
+    Internal,
+    Message,
+    Offer,
+    Output,
+    SegmentChange,
+    Tombstone,
+)
+from models.profile import Profile
+from stream.state_codec import profile_to_plain
 
 #: The deadletter payload is cut here (contract: 64 KiB).
 DEADLETTER_PAYLOAD_BYTES = 65536
@@ -18,7 +30,46 @@ DEADLETTER_PAYLOAD_BYTES = 65536
 class OutRecord:
     topic: str  # contract suffix, e.g. "offers" or "messages.email"
     key: str
-    value: bytes
+    value: bytes | None  # None: a tombstone
+
+
+def output_records(output: Output) -> list[OutRecord]:
+    """The records one decided output becomes, in publication order."""
+    if isinstance(output, CampaignResult):
+        return campaign_records(output)
+    if isinstance(output, SegmentChange):
+        value = {
+            "customer_id": output.customer_id,
+            "segment": output.segment,
+            "change": output.change,
+            "ts": format_ts(output.ts),
+        }
+        return [_record("segments", output.customer_id, value)]
+    if isinstance(output, Internal):
+        return [internal_record(output)]
+    if isinstance(output, Forward):
+        return [forward_record(output)]
+    assert isinstance(output, Tombstone)
+    return [OutRecord(output.topic, output.customer_id, None)]
+
+
+def internal_record(output: Internal) -> OutRecord:
+    body = {k: profile_to_plain(v) if isinstance(v, Profile) else v for k, v in output.body}
+    value = {
+        "kind": output.kind,
+        "event_id": output.event_id,
+        "ts": output.ts,
+        "customer_id": output.customer_id,
+        **body,
+    }
+    return _record("internal", output.customer_id, value)
+
+
+def forward_record(output: Forward) -> OutRecord:
+    """The same input record, re-addressed: only ``customer_id`` changes (event_id stays)."""
+    value = orjson.loads(output.raw)
+    value["customer_id"] = output.customer_id
+    return OutRecord(output.topic, output.customer_id, orjson.dumps(value))
 
 
 def campaign_records(result: CampaignResult) -> list[OutRecord]:

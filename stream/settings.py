@@ -56,6 +56,20 @@ class Settings(BaseSettings):
     retention_days: int = Field(
         default=400, ge=1, description="A customer idle this long expires from Redis whole."
     )
+    fence_days: int = Field(
+        default=7,
+        ge=1,
+        description="How long an erased customer's fence (applied offsets, no data) is kept.",
+    )
+    refresh_seconds: float = Field(
+        default=60.0, gt=0, description="Period of the population refresh (RFM scores)."
+    )
+    timer_interval: float = Field(
+        default=1.0, gt=0, description="Period, seconds, of the lifecycle timer poll."
+    )
+    timer_lease_seconds: float = Field(
+        default=30.0, gt=0, description="A claimed timer not applied by then is claimed again."
+    )
     offer_ttl_days: int = Field(default=14, ge=1, description="Lifetime of an offer.")
     redis_retries: int = Field(
         default=8, ge=0, description="Retries of a failed Redis call before the worker stops."

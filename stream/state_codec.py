@@ -1,74 +1,162 @@
 """Storage format of a customer's state: compact JSON in one Redis hash field.
 
 Short keys keep profiles small; the format carries a version number ``f`` so a
-later release can migrate old values when it reads them.
+later release can migrate old values when it reads them. ``profile_to_plain``
+is also the body of the internal ``merge_in`` record.
 """
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 import orjson
 
 from models.customer import CustomerState
 from models.dedup import Applied
-from models.outputs import CampaignResult, Coupon, Decision, Message, Offer
+from models.outputs import (
+    CampaignResult,
+    Coupon,
+    Decision,
+    Forward,
+    Internal,
+    Message,
+    Offer,
+    Output,
+    SegmentChange,
+    Tombstone,
+)
 from models.profile import ConsentFact, OrderFact, Profile
+from models.rfm import make_rfm
+from models.windows import windows_from_plain, windows_to_plain
 
-FORMAT = 1
+FORMAT = 2
 
 
 def encode_state(state: CustomerState) -> bytes:
-    p = state.profile
     doc = {
         "f": FORMAT,
-        "id": p.customer_id,
-        "fs": p.first_seen,
-        "ls": p.last_seen,
-        "o": {oid: [f.status, f.total, f.ts] for oid, f in p.order_facts.items()},
-        "v": {pid: list(v) for pid, v in p.views.items()},
-        "c": dict(p.cart),
-        "k": {ch: [f.granted, f.ts] for ch, f in p.consent.items()},
-        "ct": dict(p.contact),
-        "at": dict(p.attributes),
-        "fi": dict(p.fired),
+        "p": profile_to_plain(state.profile),
         "ao": dict(state.applied.offsets),
         "ar": list(state.applied.recent_ids),
-        "x": [_encode_result(r) for r in state.outbox],
+        "x": [output_to_plain(o) for o in state.outbox],
+        "e": state.erased,
     }
     return orjson.dumps(doc)
 
 
 def decode_state(raw: bytes) -> CustomerState:
     doc = orjson.loads(raw)
-    profile = Profile(
+    return CustomerState(
+        profile=profile_from_plain(doc["p"]),
+        applied=Applied(offsets=doc["ao"], recent_ids=tuple(doc["ar"])),
+        outbox=tuple(output_from_plain(o) for o in doc["x"]),
+        erased=doc["e"],
+    )
+
+
+def encode_applied(applied: Applied) -> bytes:
+    return orjson.dumps({"ao": dict(applied.offsets), "ar": list(applied.recent_ids)})
+
+
+def decode_applied(raw: bytes) -> Applied:
+    doc = orjson.loads(raw)
+    return Applied(offsets=doc["ao"], recent_ids=tuple(doc["ar"]))
+
+
+def profile_to_plain(p: Profile) -> dict[str, Any]:
+    return {
+        "id": p.customer_id,
+        "fs": p.first_seen,
+        "ls": p.last_seen,
+        "ck": p.clock,
+        "o": {
+            oid: [f.status, f.total, f.ts, list(f.products), list(f.categories)]
+            for oid, f in p.order_facts.items()
+        },
+        "v": {pid: list(v) for pid, v in p.views.items()},
+        "c": dict(p.cart),
+        "k": {ch: [f.granted, f.ts] for ch, f in p.consent.items()},
+        "ct": dict(p.contact),
+        "at": dict(p.attributes),
+        "fi": dict(p.fired),
+        "w": windows_to_plain(p.windows),
+        "af": {cat: list(v) for cat, v in p.affinity.items()},
+        "sg": sorted(p.segments),
+        "rf": None if p.rfm is None else [p.rfm.r, p.rfm.f, p.rfm.m],
+        "al": list(p.aliases),
+        "mi": p.merged_into,
+    }
+
+
+def profile_from_plain(doc: dict[str, Any]) -> Profile:
+    rfm = doc["rf"]
+    return Profile(
         customer_id=doc["id"],
         first_seen=doc["fs"],
         last_seen=doc["ls"],
-        order_facts={oid: OrderFact(s, t, ts) for oid, (s, t, ts) in doc["o"].items()},
+        clock=doc["ck"],
+        order_facts={
+            oid: OrderFact(s, t, ts, tuple(pr), tuple(ca))
+            for oid, (s, t, ts, pr, ca) in doc["o"].items()
+        },
         views={pid: (n, ts) for pid, (n, ts) in doc["v"].items()},
         cart=doc["c"],
         consent={ch: ConsentFact(g, ts) for ch, (g, ts) in doc["k"].items()},
         contact=doc["ct"],
         attributes=doc["at"],
         fired=doc["fi"],
+        windows=windows_from_plain(doc["w"]),
+        affinity={cat: (score, ts) for cat, (score, ts) in doc["af"].items()},
+        segments=frozenset(doc["sg"]),
+        rfm=None if rfm is None else make_rfm(*rfm),
+        aliases=tuple(doc["al"]),
+        merged_into=doc["mi"],
     )
-    applied = Applied(offsets=doc["ao"], recent_ids=tuple(doc["ar"]))
-    outbox = tuple(_decode_result(r) for r in doc["x"])
-    return CustomerState(profile=profile, applied=applied, outbox=outbox)
 
 
-def _encode_result(result: CampaignResult) -> dict[str, Any]:
-    offer = result.offer
-    message = result.message
-    return {
-        "d": _fields(result.decision),
-        "o": None if offer is None else {**_fields(offer), "coupon": _coupon(offer.coupon)},
-        "m": None if message is None else _fields(message),
-    }
+def output_to_plain(output: Output) -> dict[str, Any]:
+    if isinstance(output, CampaignResult):
+        offer, message = output.offer, output.message
+        return {
+            "t": "campaign",
+            "d": _fields(output.decision),
+            "o": None if offer is None else {**_fields(offer), "coupon": _coupon(offer.coupon)},
+            "m": None if message is None else _fields(message),
+        }
+    if isinstance(output, SegmentChange):
+        return {"t": "segment", **_fields(output)}
+    if isinstance(output, Internal):
+        body = [[k, profile_to_plain(v) if isinstance(v, Profile) else v] for k, v in output.body]
+        return {"t": "internal", **_fields(output), "body": body}
+    if isinstance(output, Forward):
+        return {
+            "t": "forward",
+            "topic": output.topic,
+            "customer_id": output.customer_id,
+            "raw": base64.b64encode(output.raw).decode(),
+        }
+    return {"t": "tombstone", "topic": output.topic, "customer_id": output.customer_id}
 
 
-def _decode_result(doc: dict[str, Any]) -> CampaignResult:
+def output_from_plain(doc: dict[str, Any]) -> Output:
+    fields = {k: v for k, v in doc.items() if k != "t"}
+    kind = doc["t"]
+    if kind == "campaign":
+        return _campaign_from_plain(doc)
+    if kind == "segment":
+        return SegmentChange(**fields)
+    if kind == "internal":
+        body = tuple(
+            (k, profile_from_plain(v) if k == "profile" else v) for k, v in fields.pop("body")
+        )
+        return Internal(**fields, body=body)
+    if kind == "forward":
+        return Forward(fields["topic"], fields["customer_id"], base64.b64decode(fields["raw"]))
+    return Tombstone(**fields)
+
+
+def _campaign_from_plain(doc: dict[str, Any]) -> CampaignResult:
     offer = None
     if doc["o"] is not None:
         fields = dict(doc["o"])
@@ -85,7 +173,7 @@ def _decode_result(doc: dict[str, Any]) -> CampaignResult:
 
 
 def _fields(obj: Any) -> dict[str, Any]:
-    return {name: getattr(obj, name) for name in obj.__slots__ if name != "coupon"}
+    return {name: getattr(obj, name) for name in obj.__slots__ if name not in ("coupon", "body")}
 
 
 def _coupon(coupon: Coupon | None) -> dict[str, Any] | None:

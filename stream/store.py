@@ -1,10 +1,14 @@
-"""Redis access: customer state with optimistic, atomic writes; products; the clock.
+"""Redis access: customer state with optimistic, atomic writes; indexes; products; clock.
 
 Each customer's state is one hash (``v`` version, ``s`` state). A write is a
 compare-and-set script: it lands only if the version is still the one read,
 so a zombie worker left over from a rebalance can never overwrite newer state;
 the loser reloads and re-applies (its events are then seen as duplicates or
 applied on top). Reads and writes of a batch are one pipelined round trip each.
+
+Population-level indexes (RFM dimensions, lifecycle timers) are written after
+the customer's own write succeeded, with absolute values (ZADD/ZREM/HSET), so
+writing them twice is harmless.
 """
 
 from __future__ import annotations
@@ -14,16 +18,18 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
-from models.customer import CustomerState
+from models.customer import CustomerState, Indexes
+from models.dedup import Applied
 from models.events import CatalogUpdate
 from stream import keys
 from stream.metrics import Metrics
-from stream.state_codec import decode_state, encode_state
+from stream.state_codec import decode_applied, decode_state, encode_applied, encode_state
 
 DAY_MS = 86_400_000
 
@@ -33,6 +39,16 @@ local v = redis.call('HGET', KEYS[1], 'v') or '0'
 if v ~= ARGV[1] then return 0 end
 redis.call('HSET', KEYS[1], 'v', ARGV[2], 's', ARGV[3])
 redis.call('PEXPIRE', KEYS[1], ARGV[4])
+return 1
+"""
+
+# KEYS[1] state hash, KEYS[2] fence; ARGV: expected version, fence bytes, fence ttl ms.
+# Erasure: the state goes; what is left is the fence (offsets and event-id digests).
+_ERASE_STATE = """
+local v = redis.call('HGET', KEYS[1], 'v') or '0'
+if v ~= ARGV[1] then return 0 end
+redis.call('DEL', KEYS[1])
+redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
 return 1
 """
 
@@ -53,6 +69,26 @@ redis.call('PEXPIRE', KEYS[1], ARGV[2])
 return 1
 """
 
+# KEYS[1] due timers, KEYS[2] leases; ARGV: engine now, wall now, lease ms, limit.
+# Leases that expired (their tick was never applied) go back to due; then due
+# timers move to leases and are returned as {customer, due, customer, due, ...}.
+_CLAIM_TIMERS = """
+local expired = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[2], 'LIMIT', 0, ARGV[4])
+for _, m in ipairs(expired) do
+  redis.call('ZREM', KEYS[2], m)
+  local sep = string.find(m, '|', 1, true)
+  redis.call('ZADD', KEYS[1], 'NX', string.sub(m, sep + 1), string.sub(m, 1, sep - 1))
+end
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'WITHSCORES',
+                       'LIMIT', 0, ARGV[4])
+local lease_until = tonumber(ARGV[2]) + tonumber(ARGV[3])
+for i = 1, #due, 2 do
+  redis.call('ZREM', KEYS[1], due[i])
+  redis.call('ZADD', KEYS[2], lease_until, due[i + 1] .. '|' .. due[i])
+end
+return due
+"""
+
 
 def connect(url: str, *, retries: int) -> Redis:
     """A client that retries dropped connections and timeouts with capped backoff."""
@@ -68,6 +104,7 @@ def connect(url: str, *, retries: int) -> Redis:
 class Stored:
     version: int
     state: CustomerState | None
+    fence: Applied | None = None  # what an erased customer had applied
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,15 +114,36 @@ class Write:
     state: CustomerState
 
 
+@dataclass(frozen=True, slots=True)
+class Population:
+    """The RFM population as stored: customer -> (last_order_at, orders, revenue)."""
+
+    buyers: dict[str, tuple[int, int, float]]
+    segments: dict[str, str]
+
+
 class Store:
-    def __init__(self, redis: Redis, *, prefix: str, retention_days: int, metrics: Metrics) -> None:
+    def __init__(
+        self,
+        redis: Redis,
+        *,
+        prefix: str,
+        retention_days: int,
+        fence_days: int,
+        metrics: Metrics,
+    ) -> None:
         self.redis = redis
         self.prefix = prefix
         self.ttl_ms = retention_days * DAY_MS
+        self.fence_ms = fence_days * DAY_MS
         self.metrics = metrics
         self._cas = redis.register_script(_CAS_STATE)
+        self._erase = redis.register_script(_ERASE_STATE)
         self._clock = redis.register_script(_ADVANCE_CLOCK)
         self._product = redis.register_script(_PUT_PRODUCT)
+        self._claim = redis.register_script(_CLAIM_TIMERS)
+
+    # --- customer state --------------------------------------------------------------
 
     async def load(self, customer_ids: Iterable[str]) -> dict[str, Stored]:
         ids = list(customer_ids)
@@ -94,11 +152,20 @@ class Store:
             for cid in ids:
                 pipe.hmget(keys.customer_state(self.prefix, cid), "v", "s")
             rows = await pipe.execute()
-        self.metrics.redis_seconds.labels("load").observe(time.perf_counter() - started)
         loaded = {}
         for cid, (version, raw) in zip(ids, rows, strict=True):
             state = decode_state(raw) if raw is not None else None
             loaded[cid] = Stored(version=int(version or 0), state=state)
+        fresh = [cid for cid, s in loaded.items() if s.state is None]
+        if fresh:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for cid in fresh:
+                    pipe.get(keys.erasure_fence(self.prefix, cid))
+                fences = await pipe.execute()
+            for cid, raw in zip(fresh, fences, strict=True):
+                if raw is not None:
+                    loaded[cid] = Stored(0, None, fence=decode_applied(raw))
+        self.metrics.redis_seconds.labels("load").observe(time.perf_counter() - started)
         return loaded
 
     async def save(self, writes: Sequence[Write]) -> set[str]:
@@ -122,9 +189,141 @@ class Store:
         self.metrics.redis_seconds.labels("save").observe(time.perf_counter() - started)
         return {w.customer_id for w, ok in zip(writes, answers, strict=True) if not ok}
 
+    async def settle(
+        self,
+        settled: Sequence[Write],
+        index: Sequence[tuple[str, Indexes]],
+        ticks: Sequence[tuple[str, int]],
+    ) -> None:
+        """After publishing: empty outboxes (or finish erasures) and update the indexes.
+
+        ``settled`` are states to write at ``expected_version`` with their outbox
+        already emptied; an erased one is deleted instead, leaving its fence. A
+        version that moved meanwhile is left alone: that writer republishes.
+        """
+        if not settled and not index and not ticks:
+            return
+        started = time.perf_counter()
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for w in settled:
+                state_key = keys.customer_state(self.prefix, w.customer_id)
+                if w.state.erased:
+                    await self._erase(
+                        keys=[state_key, keys.erasure_fence(self.prefix, w.customer_id)],
+                        args=[w.expected_version, encode_applied(w.state.applied), self.fence_ms],
+                        client=pipe,
+                    )
+                else:
+                    await self._cas(
+                        keys=[state_key],
+                        args=[
+                            w.expected_version,
+                            w.expected_version + 1,
+                            encode_state(w.state),
+                            self.ttl_ms,
+                        ],
+                        client=pipe,
+                    )
+            for cid, entry in index:
+                self._queue_index(pipe, cid, entry)
+            for cid, due in ticks:
+                pipe.zrem(keys.timers_leased(self.prefix), f"{cid}|{due}")
+            await pipe.execute()
+        self.metrics.redis_seconds.labels("settle").observe(time.perf_counter() - started)
+
+    def _queue_index(self, pipe: Pipeline, cid: str, entry: Indexes) -> None:
+        p = self.prefix
+        if entry.buyer is None:
+            for dim in "rfm":
+                pipe.zrem(keys.rfm_index(p, dim), cid)
+        else:
+            last, orders, revenue = entry.buyer
+            for dim, score in (("r", last), ("f", orders), ("m", revenue)):
+                pipe.zadd(keys.rfm_index(p, dim), {cid: score})
+        if entry.rfm_segment is None:
+            pipe.hdel(keys.rfm_segments(p), cid)
+        else:
+            pipe.hset(keys.rfm_segments(p), cid, entry.rfm_segment)
+        if entry.due is None:
+            pipe.zrem(keys.timers_due(p), cid)
+        else:
+            pipe.zadd(keys.timers_due(p), {cid: entry.due})
+
     async def read(self, customer_id: str) -> CustomerState | None:
         raw = await self.redis.hget(keys.customer_state(self.prefix, customer_id), "s")
         return decode_state(raw) if raw is not None else None
+
+    async def customer_keys(self, customer_id: str) -> list[bytes]:
+        """Every key that names this customer (tests and erasure audits)."""
+        found = []
+        async for key in self.redis.scan_iter(match=f"{self.prefix}*", count=1000):
+            if customer_id.encode() in key:
+                found.append(key)
+        return found
+
+    # --- population indexes ------------------------------------------------------------
+
+    async def rfm_worse_counts(
+        self, buyer: tuple[int, int, float], *, recency_cutoff: int
+    ) -> tuple[int, int, int, int]:
+        """Customers strictly worse on R, F and M, and the population size (one round trip).
+
+        ``recency_cutoff`` is the last-order time at or before which a customer is
+        strictly worse on recency (a whole day more since their last order).
+        """
+        _, orders, revenue = buyer
+        p = self.prefix
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.zcount(keys.rfm_index(p, "r"), "-inf", recency_cutoff)
+            pipe.zcount(keys.rfm_index(p, "f"), "-inf", f"({orders}")
+            pipe.zcount(keys.rfm_index(p, "m"), "-inf", f"({revenue!r}")
+            pipe.zcard(keys.rfm_index(p, "f"))
+            worse_r, worse_f, worse_m, population = await pipe.execute()
+        return int(worse_r), int(worse_f), int(worse_m), int(population)
+
+    async def population(self) -> Population:
+        p = self.prefix
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for dim in "rfm":
+                pipe.zrange(keys.rfm_index(p, dim), 0, -1, withscores=True)
+            pipe.hgetall(keys.rfm_segments(p))
+            r, f, m, segments = await pipe.execute()
+        last = {k.decode(): int(v) for k, v in r}
+        orders = {k.decode(): int(v) for k, v in f}
+        revenue = {k.decode(): float(v) for k, v in m}
+        buyers = {
+            cid: (last[cid], orders[cid], revenue[cid])
+            for cid in last
+            if cid in orders and cid in revenue
+        }
+        return Population(buyers, {k.decode(): v.decode() for k, v in segments.items()})
+
+    async def drop_expired_buyers(self, customer_ids: Sequence[str]) -> int:
+        """Remove index entries of customers whose state expired (retention) from the indexes."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for cid in customer_ids:
+                pipe.exists(keys.customer_state(self.prefix, cid))
+            alive = await pipe.execute()
+        gone = [cid for cid, ok in zip(customer_ids, alive, strict=True) if not ok]
+        if gone:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for dim in "rfm":
+                    pipe.zrem(keys.rfm_index(self.prefix, dim), *gone)
+                pipe.hdel(keys.rfm_segments(self.prefix), *gone)
+                pipe.zrem(keys.timers_due(self.prefix), *gone)
+                await pipe.execute()
+        return len(gone)
+
+    async def claim_timers(
+        self, *, engine_now: int, wall_now: int, lease_ms: int, limit: int
+    ) -> list[tuple[str, int]]:
+        flat = await self._claim(
+            keys=[keys.timers_due(self.prefix), keys.timers_leased(self.prefix)],
+            args=[engine_now, wall_now, lease_ms, limit],
+        )
+        return [(flat[i].decode(), int(float(flat[i + 1]))) for i in range(0, len(flat), 2)]
+
+    # --- clock and products --------------------------------------------------------------
 
     async def advance_clock(self, ts: int) -> int:
         return int(await self._clock(keys=[keys.clock(self.prefix)], args=[ts]))
@@ -134,6 +333,8 @@ class Store:
         return int(raw) if raw is not None else None
 
     async def put_products(self, products: Sequence[CatalogUpdate]) -> None:
+        if not products:
+            return
         async with self.redis.pipeline(transaction=False) as pipe:
             for p in products:
                 fields: list[str | float | int] = []

@@ -12,7 +12,7 @@ import logging
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
-from stream.app import INPUT_TOPICS, OUTPUT_TOPICS
+from stream.app import INPUT_TOPICS, INTERNAL_TOPICS, OUTPUT_TOPICS
 from stream.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -26,7 +26,7 @@ def bootstrap(url: str) -> str:
 
 async def ensure_topics(settings: Settings, url: str) -> list[str]:
     """Create every contract topic that does not exist yet; return the ones created."""
-    names = [settings.topic(s) for s in (*INPUT_TOPICS, *OUTPUT_TOPICS)]
+    names = [settings.topic(s) for s in (*INPUT_TOPICS, *INTERNAL_TOPICS, *OUTPUT_TOPICS)]
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap(url), request_timeout_ms=30000)
     await admin.start()
     try:

@@ -163,6 +163,10 @@ async def test_first_decisions_respect_consent(
             "email": f"{silent}@example.com",
         },
     )
+    await producer.flush()
+    # Different topics are consumed independently: order after the opt-in is applied.
+    await profile_when(worker, consenting, lambda p: p["consent"]["email"])
+    await profile_when(worker, silent, lambda p: bool(p["contact"]))
     for cid in (consenting, silent):
         await producer.send(
             "orders",
