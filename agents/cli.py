@@ -39,8 +39,13 @@ def load_settings() -> Settings:
 def worker() -> None:
     """Run one production worker (run more for more partitions)."""
     from agents.worker import run_worker
+    from models.campaign_config import CampaignFileError
 
-    run_worker(load_settings())
+    try:
+        run_worker(load_settings())
+    except CampaignFileError as exc:
+        console.print(f"[red]campaign file rejected[/red]: {exc}")
+        raise typer.Exit(2) from exc
 
 
 @cli.command()

@@ -3,15 +3,48 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import dataclass, field
 
-from models.campaigns import CampaignConfig
+from models.campaign_config import CampaignBook, CampaignFileError
+from models.campaigns import EngineConfig
 from models.customer import StepConfig
 from models.view import ViewConfig
+from stream.campaign_file import load_book, modified_at
 from stream.metrics import Metrics
 from stream.publisher import Publisher
 from stream.settings import Settings
 from stream.store import Store
+
+log = logging.getLogger(__name__)
+
+
+class CampaignLibrary:
+    """The campaign file in force; replaced whole on reload, kept if the new one is invalid."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.path = settings.campaigns
+        self.settings = settings
+        self.mtime = modified_at(self.path)
+        self.step = self._step(load_book(self.path, currency=settings.default_currency))
+
+    def _step(self, book: CampaignBook) -> StepConfig:
+        return StepConfig(engine=EngineConfig(book=book), dedup_ids=self.settings.dedup_ids)
+
+    def reload(self) -> str:
+        """Load the file again; say what happened (for logs and the reload metric)."""
+        self.mtime = modified_at(self.path)
+        try:
+            book = load_book(self.path, currency=self.settings.default_currency)
+        except CampaignFileError as exc:
+            log.error("campaign file rejected, keeping the previous one: %s", exc)
+            return "rejected"
+        self.step = self._step(book)
+        log.info("campaign file reloaded: %d campaigns", len(book.campaigns))
+        return "loaded"
+
+    def changed_on_disk(self) -> bool:
+        return self.path is not None and modified_at(self.path) != self.mtime
 
 
 @dataclass(frozen=True)
@@ -20,20 +53,16 @@ class Context:
     store: Store
     publisher: Publisher
     metrics: Metrics
-    step: StepConfig
-    view: ViewConfig
+    library: CampaignLibrary
     #: Serialises the customer flows of one worker: clicks and orders of one
     #: customer arrive on different topics, and two agents writing the same
     #: customer at once would only make each other retry and republish.
     customer_writes: asyncio.Lock = field(default_factory=asyncio.Lock)
 
-    @staticmethod
-    def step_config(settings: Settings) -> StepConfig:
-        campaigns = CampaignConfig(
-            currency=settings.default_currency, offer_ttl_days=settings.offer_ttl_days
-        )
-        return StepConfig(campaigns=campaigns, dedup_ids=settings.dedup_ids)
+    @property
+    def step(self) -> StepConfig:
+        return self.library.step
 
-    @staticmethod
-    def view_config(step: StepConfig) -> ViewConfig:
-        return ViewConfig(segments=step.segments, affinity=step.profile.affinity)
+    @property
+    def view(self) -> ViewConfig:
+        return ViewConfig(segments=self.step.segments, affinity=self.step.profile.affinity)

@@ -15,8 +15,9 @@ from prometheus_client import CollectorRegistry
 
 from agents.api import register_api
 from agents.catalog import process_catalog
-from agents.context import Context
+from agents.context import CampaignLibrary, Context
 from agents.customers import Delivery, process_batch
+from agents.dashboard import register_dashboard
 from agents.refresh import refresh_population
 from agents.timers import fire_due_timers
 from stream.app import RapportApp, create_app, raw_topic
@@ -44,20 +45,20 @@ def build_worker(settings: Settings) -> RapportApp:
         fence_days=settings.fence_days,
         metrics=metrics,
     )
-    step = Context.step_config(settings)
     ctx = Context(
         settings=settings,
         store=store,
         publisher=Publisher(app, settings),
         metrics=metrics,
-        step=step,
-        view=Context.view_config(step),
+        library=CampaignLibrary(settings),
     )
     for suffix in CUSTOMER_TOPICS:
         register_flow(app, ctx, suffix, process_batch)
     register_flow(app, ctx, "catalog", process_catalog)
     register_api(app, ctx)
+    register_dashboard(app, ctx)
     register_periodic(app, ctx)
+    app.rapport_context = ctx  # type: ignore[attr-defined]
     return app
 
 
@@ -74,6 +75,11 @@ def register_periodic(app: faust.App, ctx: Context) -> None:
             await fire_due_timers(ctx)
         except Exception:  # retried at the next tick; leases make it lossless
             log.exception("lifecycle timer poll failed; retrying next interval")
+
+    @app.timer(2.0, name="rapport.campaign_file_watch")
+    async def campaign_file_watch() -> None:
+        if ctx.library.changed_on_disk():
+            reload_campaigns(ctx)
 
     @app.timer(ctx.settings.refresh_seconds, name="rapport.population_refresh")
     async def population_refresh() -> None:
@@ -113,9 +119,15 @@ def register_flow(app: faust.App, ctx: Context, suffix: str, handle: Handler) ->
     app.agent(topic, name=f"rapport.{suffix}", supervisor_strategy=mode.CrashingSupervisor)(flow)
 
 
+def reload_campaigns(ctx: Context) -> None:
+    """On file change or SIGHUP: the new file if valid, else the old one stays (logged)."""
+    ctx.metrics.campaign_reloads.labels(ctx.library.reload()).inc()
+
+
 def run_worker(settings: Settings) -> None:
     """Create the topics, then run one faust worker until SIGTERM/SIGINT."""
     import asyncio
+    import signal
 
     from stream.app import kafka_url
     from stream.topics import ensure_topics
@@ -125,4 +137,6 @@ def run_worker(settings: Settings) -> None:
     loop.run_until_complete(ensure_topics(settings, kafka_url(settings)))
     app = build_worker(settings)
     worker = faust.Worker(app, loglevel=settings.log_level.upper(), loop=loop)
+    ctx: Context = app.rapport_context  # type: ignore[attr-defined]
+    loop.add_signal_handler(signal.SIGHUP, reload_campaigns, ctx)
     worker.execute_from_commandline()

@@ -11,7 +11,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from models.campaigns import CampaignConfig, decide_campaigns
+from models.campaigns import (
+    CatalogFacts,
+    EngineConfig,
+    Moment,
+    moment_of,
+    next_pending_due,
+    pending_due,
+    run_campaigns,
+)
 from models.dedup import Applied, is_duplicate, remember, remember_offset
 from models.events import (
     CustomerEvent,
@@ -21,7 +29,7 @@ from models.events import (
     MergeOut,
     RfmUpdate,
 )
-from models.outputs import Forward, Internal, Output, Tombstone
+from models.outputs import Forward, Internal, Output, SegmentChange, Tombstone
 from models.profile import (
     Profile,
     ProfileConfig,
@@ -45,7 +53,18 @@ class MergeIn:
     profile: Profile
 
 
-InternalEvent = LifecycleTick | MergeOut | MergeIn | RfmUpdate | EraseRequest
+@dataclass(frozen=True, slots=True)
+class CampaignTrigger:
+    """A campaign triggered from outside the customer (catalog fan-out), with its context."""
+
+    event_id: str
+    ts: int
+    customer_id: str
+    campaign: str
+    context: tuple[tuple[str, object], ...] = ()
+
+
+InternalEvent = LifecycleTick | MergeOut | MergeIn | RfmUpdate | EraseRequest | CampaignTrigger
 AnyEvent = CustomerEvent | InternalEvent
 
 #: Topics whose records are erased customers' tombstones (compacted consumers drop the key).
@@ -62,7 +81,7 @@ class CustomerState:
 
 @dataclass(frozen=True, slots=True)
 class StepConfig:
-    campaigns: CampaignConfig = field(default_factory=CampaignConfig)
+    engine: EngineConfig = field(default_factory=EngineConfig)
     profile: ProfileConfig = field(default_factory=ProfileConfig)
     segments: SegmentConfig = field(default_factory=SegmentConfig)
     dedup_ids: int = 64
@@ -103,6 +122,7 @@ def step(
     offset: int | None = None,
     topic: str | None = None,
     raw: bytes | None = None,
+    facts: CatalogFacts | None = None,
 ) -> Step:
     """Apply one event unless it was applied before; say what the change causes.
 
@@ -121,12 +141,17 @@ def step(
         state = replace(fresh, outbox=state.outbox)
     if _erases(event):
         return Step(state=erase(state, event.ts, applied), duplicate=False)
-    profile, outputs = _apply(state.profile, event, topic, raw, config)
+    before = state.profile
+    profile, outputs = _apply(before, event, topic, raw, config)
     if profile.merged_into is None and profile.clock is not None:
         now = profile.clock
         segments = memberships(profile, now=now, config=config.segments)
-        outputs += segment_changes(profile.customer_id, profile.segments, segments, ts=now)
+        changes = segment_changes(profile.customer_id, profile.segments, segments, ts=now)
         profile = replace(profile, segments=segments)
+        profile, decided = _campaigns(
+            before, profile, event, changes, config, facts or CatalogFacts()
+        )
+        outputs += (*changes, *decided)
     updated = CustomerState(profile=profile, applied=applied, outbox=state.outbox + outputs)
     return Step(state=updated, duplicate=False, outputs=outputs)
 
@@ -172,10 +197,42 @@ def _apply(
         if topic is None or raw is None:
             return profile, ()
         return profile, (Forward(topic, profile.merged_into, raw),)
-    before = profile
-    after = apply_event(before, event, config=config.profile)
-    after, results = decide_campaigns(before, after, event, config=config.campaigns)
-    return after, (*_claims(before, after), *results)
+    if isinstance(event, CampaignTrigger):
+        return profile, ()
+    after = apply_event(profile, event, config=config.profile)
+    return after, _claims(profile, after)
+
+
+def _campaigns(
+    before: Profile,
+    after: Profile,
+    event: AnyEvent,
+    changes: tuple[SegmentChange, ...],
+    config: StepConfig,
+    facts: CatalogFacts,
+) -> tuple[Profile, tuple[Output, ...]]:
+    """Campaign decisions for contract events, due timers and outside triggers."""
+    entered = tuple(c.segment for c in changes if c.change == "enter")
+    if isinstance(event, LifecycleTick):
+        after, due = pending_due(after, now=event.ts)
+        moment = Moment(at=event.ts, trigger_event_id=event.event_id, entered=entered)
+        return run_campaigns(after, moment, config=config.engine, facts=facts, due=due)
+    if isinstance(event, CampaignTrigger):
+        moment = Moment(at=event.ts, trigger_event_id=event.event_id, entered=entered)
+        return run_campaigns(
+            after,
+            moment,
+            config=config.engine,
+            facts=facts,
+            forced=((event.campaign, event.context),),
+        )
+    if isinstance(event, InternalEvent):
+        if not entered:
+            return after, ()
+        moment = Moment(at=event.ts, trigger_event_id=event.event_id, entered=entered)
+        return run_campaigns(after, moment, config=config.engine, facts=facts)
+    moment = moment_of(before, after, event, changes)
+    return run_campaigns(after, moment, config=config.engine, facts=facts)
 
 
 def _claims(before: Profile, after: Profile) -> tuple[Output, ...]:
@@ -218,7 +275,13 @@ class Folded:
     changed: bool
 
 
-def fold(state: CustomerState, envelopes: list[Envelope], *, config: StepConfig) -> Folded:
+def fold(
+    state: CustomerState,
+    envelopes: list[Envelope],
+    *,
+    config: StepConfig,
+    facts: CatalogFacts | None = None,
+) -> Folded:
     """Apply a customer's events of one batch in arrival (partition) order."""
     accepted = duplicates = 0
     original = state
@@ -267,4 +330,9 @@ def indexes(state: CustomerState, *, config: StepConfig) -> Indexes:
     if totals.orders > 0 and totals.last_order_at is not None:
         buyer = (totals.last_order_at, totals.orders, totals.revenue)
     segment = profile.rfm.segment if profile.rfm is not None and buyer is not None else None
-    return Indexes(buyer=buyer, rfm_segment=segment, due=next_due(profile, config=config.segments))
+    dues = [
+        d
+        for d in (next_due(profile, config=config.segments), next_pending_due(profile))
+        if d is not None
+    ]
+    return Indexes(buyer=buyer, rfm_segment=segment, due=min(dues) if dues else None)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 Outcome = Literal["sent", "suppressed", "deferred", "holdout"]
 
@@ -79,6 +79,19 @@ class CampaignResult:
 
 
 @dataclass(frozen=True, slots=True)
+class Pending:
+    """A trigger waiting for its delay, or a decided message waiting for its send time."""
+
+    campaign: str
+    due: int
+    kind: Literal["trigger", "send"]
+    trigger_event_id: str
+    key: str = ""
+    context: tuple[tuple[str, Any], ...] = ()
+    result: CampaignResult | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class SegmentChange:
     """A customer entered or left a segment (``lifecycle:at_risk``, ``tier:gold``, ``rfm:...``)."""
 
@@ -92,7 +105,7 @@ class SegmentChange:
 class Internal:
     """An internal event for the owner of ``customer_id`` (see ``models.events``)."""
 
-    kind: Literal["merge_out", "merge_in", "erase", "tick", "rfm"]
+    kind: Literal["merge_out", "merge_in", "erase", "tick", "rfm", "campaign"]
     customer_id: str
     event_id: str
     ts: int

@@ -20,13 +20,23 @@ from dataclasses import dataclass, field, replace
 
 from models.affinity import AffinityConfig, add_affinity, merge_affinity
 from models.events import Channel, Click, CustomerEvent, CustomerUpdate, Feedback, Order
+from models.ledger import Sent
+from models.outputs import Offer, Pending
 from models.rfm import Rfm
 from models.windows import Windows, add_count, merge_windows
 
 #: Recently viewed products kept per customer (most recent views win a place).
 MAX_VIEWED = 50
-#: Distinct products a cart may hold; beyond it the oldest line is dropped.
+#: Distinct products a cart may hold; beyond it the stalest line is dropped.
 MAX_CART_LINES = 100
+#: Changes kept per cart line; older ones are folded into one (exact unless a
+#: change older than the folded ones arrives later still).
+MAX_LINE_CHANGES = 32
+#: Products whose "bought at" time is remembered, to ignore cart changes older
+#: than the order that emptied the line.
+MAX_CLEARED = 200
+
+CartLine = tuple[tuple[int, int], ...]  # (event time, +added / -removed quantity)
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +75,8 @@ class Profile:
     clock: int | None = None
     order_facts: Mapping[str, OrderFact] = field(default_factory=dict)
     views: Mapping[str, tuple[int, int]] = field(default_factory=dict)  # product -> (views, ts)
-    cart: Mapping[str, int] = field(default_factory=dict)  # product -> quantity
+    cart_lines: Mapping[str, CartLine] = field(default_factory=dict)
+    cart_cleared: Mapping[str, int] = field(default_factory=dict)  # product -> bought at
     consent: Mapping[str, ConsentFact] = field(default_factory=dict)
     contact: Mapping[str, str] = field(default_factory=dict)  # email, phone, push_token, ...
     attributes: Mapping[str, object] = field(default_factory=dict)
@@ -76,6 +87,18 @@ class Profile:
     rfm: Rfm | None = None
     aliases: tuple[str, ...] = ()  # anonymous ids merged into this customer
     merged_into: str | None = None  # set on an anonymous profile handed over
+    pending: tuple[Pending, ...] = ()  # delayed triggers and held messages
+    sent_log: tuple[Sent, ...] = ()  # messages that left, for caps (last 8 days)
+    offers: tuple[Offer, ...] = ()  # live offers for the storefront
+
+    @property
+    def cart(self) -> dict[str, int]:
+        """Product -> quantity, replayed in event time (removals never go below zero)."""
+        return {
+            pid: qty
+            for pid, changes in self.cart_lines.items()
+            if (qty := line_quantity(changes)) > 0
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,22 +141,15 @@ def apply_click(profile: Profile, click: Click, *, config: ProfileConfig) -> Pro
         )
         return _like(profile, click.category, config.affinity.view_weight, click.ts, config)
     if click.type == "add_to_cart" and click.product_id:
-        cart = dict(profile.cart)
-        cart[click.product_id] = cart.pop(click.product_id, 0) + click.quantity
         profile = replace(
             profile,
-            cart=_bounded(cart, MAX_CART_LINES),
+            cart_lines=_change_line(profile, click.product_id, click.ts, click.quantity),
             windows=add_count(profile.windows, "carts", click.ts, horizon_ms=horizon),
         )
         return _like(profile, click.category, config.affinity.cart_weight, click.ts, config)
     if click.type == "remove_from_cart" and click.product_id:
-        cart = dict(profile.cart)
-        left = cart.get(click.product_id, 0) - click.quantity
-        if left > 0:
-            cart[click.product_id] = left
-        else:
-            cart.pop(click.product_id, None)
-        return replace(profile, cart=cart)
+        lines = _change_line(profile, click.product_id, click.ts, -click.quantity)
+        return replace(profile, cart_lines=lines)
     if (
         click.type == "identify"
         and click.anonymous_id
@@ -157,9 +173,7 @@ def apply_order(profile: Profile, order: Order, *, config: ProfileConfig) -> Pro
         )
         if known is not None and known.ts is not None and order.ts < known.ts:
             fact = known  # the later placed fact of one order wins
-        bought = {item.product_id for item in order.items}
-        cart = {pid: qty for pid, qty in profile.cart.items() if pid not in bought}
-        profile = replace(profile, cart=cart)
+        profile = _clear_lines(profile, {item.product_id for item in order.items}, order.ts)
     else:
         base = known or OrderFact(status=order.status)
         fact = replace(base, status=order.status)
@@ -203,9 +217,15 @@ def merge_profiles(known: Profile, anonymous: Profile, *, config: ProfileConfig)
     for pid, (count, ts) in anonymous.views.items():
         mine = views.get(pid, (0, ts))
         views[pid] = (mine[0] + count, max(mine[1], ts))
-    cart = dict(known.cart)
-    for pid, qty in anonymous.cart.items():
-        cart[pid] = cart.get(pid, 0) + qty
+    cleared = dict(known.cart_cleared)
+    for pid, ts in anonymous.cart_cleared.items():
+        cleared[pid] = max(ts, cleared.get(pid, ts))
+    lines: dict[str, CartLine] = {}
+    for pid in {**known.cart_lines, **anonymous.cart_lines}:
+        joined = (*known.cart_lines.get(pid, ()), *anonymous.cart_lines.get(pid, ()))
+        kept = tuple(c for c in joined if c[0] > cleared.get(pid, joined[0][0] - 1))
+        if kept:
+            lines[pid] = _compact(kept)
     facts = dict(known.order_facts)
     for oid, fact in anonymous.order_facts.items():
         facts[oid] = _join_facts(facts.get(oid), fact)
@@ -219,7 +239,8 @@ def merge_profiles(known: Profile, anonymous: Profile, *, config: ProfileConfig)
         last_seen=max(last) if last else None,
         clock=max(clocks) if clocks else None,
         views=_trim_views(views),
-        cart=_bounded(cart, MAX_CART_LINES),
+        cart_lines=_bounded_lines(lines),
+        cart_cleared=_bounded_cleared(cleared),
         order_facts=facts,
         windows=merge_windows(known.windows, anonymous.windows, horizon_ms=horizon),
         affinity=merge_affinity(known.affinity, anonymous.affinity, config=config.affinity),
@@ -308,8 +329,52 @@ def _trim_views(views: dict[str, tuple[int, int]]) -> dict[str, tuple[int, int]]
     return views
 
 
-def _bounded(cart: dict[str, int], limit: int) -> dict[str, int]:
-    """Dicts keep insertion order, and a re-added line moves to the end: drop the oldest."""
-    while len(cart) > limit:
-        del cart[next(iter(cart))]
-    return cart
+def line_quantity(changes: CartLine) -> int:
+    """Replay a line's changes in event time; a removal never takes it below zero."""
+    quantity = 0
+    for _ts, delta in sorted(changes, key=lambda c: c[0]):
+        quantity = max(0, quantity + delta)
+    return quantity
+
+
+def _change_line(profile: Profile, product_id: str, ts: int, delta: int) -> dict[str, CartLine]:
+    """Record a cart change unless an order bought the product at or after its time."""
+    lines = dict(profile.cart_lines)
+    if ts <= profile.cart_cleared.get(product_id, ts - 1):
+        return lines
+    lines[product_id] = _compact((*lines.pop(product_id, ()), (ts, delta)))
+    return _bounded_lines(lines)
+
+
+def _clear_lines(profile: Profile, bought: set[str], ts: int) -> Profile:
+    """An order empties its products' lines as of its event time: later changes stay."""
+    lines = dict(profile.cart_lines)
+    cleared = dict(profile.cart_cleared)
+    for pid in bought:
+        cleared[pid] = max(ts, cleared.get(pid, ts))
+        kept = tuple(c for c in lines.pop(pid, ()) if c[0] > cleared[pid])
+        if kept:
+            lines[pid] = kept
+    return replace(profile, cart_lines=lines, cart_cleared=_bounded_cleared(cleared))
+
+
+def _compact(changes: CartLine) -> CartLine:
+    ordered = tuple(sorted(changes, key=lambda c: c[0]))
+    if len(ordered) <= MAX_LINE_CHANGES:
+        return ordered
+    head, tail = ordered[: -MAX_LINE_CHANGES + 1], ordered[-MAX_LINE_CHANGES + 1 :]
+    return ((head[-1][0], line_quantity(head)), *tail)
+
+
+def _bounded_lines(lines: dict[str, CartLine]) -> dict[str, CartLine]:
+    while len(lines) > MAX_CART_LINES:
+        stalest = min(lines, key=lambda pid: (max(c[0] for c in lines[pid]), pid))
+        del lines[stalest]
+    return lines
+
+
+def _bounded_cleared(cleared: dict[str, int]) -> dict[str, int]:
+    if len(cleared) <= MAX_CLEARED:
+        return cleared
+    newest = sorted(cleared.items(), key=lambda kv: (-kv[1], kv[0]))[:MAX_CLEARED]
+    return dict(newest)

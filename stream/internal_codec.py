@@ -10,7 +10,7 @@ from typing import Any
 
 import orjson
 
-from models.customer import InternalEvent, MergeIn
+from models.customer import CampaignTrigger, InternalEvent, MergeIn
 from models.events import EraseRequest, LifecycleTick, MergeOut, Rejected, RfmUpdate
 from stream.state_codec import profile_from_plain
 
@@ -51,4 +51,11 @@ def _build(doc: dict[str, Any]) -> InternalEvent:
         )
     if kind == "erase":
         return EraseRequest(**common)
+    if kind == "campaign":
+        context = tuple((str(k), _tupled(v)) for k, v in doc["context"])
+        return CampaignTrigger(**common, campaign=str(doc["campaign"]), context=context)
     raise ValueError(f"unknown internal kind {kind!r}")
+
+
+def _tupled(value: Any) -> Any:
+    return tuple(value) if isinstance(value, list) else value

@@ -82,6 +82,12 @@ class Metrics:
             "Lifecycle timers claimed and sent to their customer's owner.",
             registry=registry,
         )
+        self.campaign_reloads = Counter(
+            "rapport_campaign_reloads_total",
+            "Campaign file reloads by result (loaded, rejected).",
+            ["result"],
+            registry=registry,
+        )
         self.watermark = Gauge(
             "rapport_event_time_watermark_seconds",
             "Largest event time accepted so far (the engine clock in event mode).",

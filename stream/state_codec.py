@@ -14,6 +14,7 @@ import orjson
 
 from models.customer import CustomerState
 from models.dedup import Applied
+from models.ledger import Sent
 from models.outputs import (
     CampaignResult,
     Coupon,
@@ -23,6 +24,7 @@ from models.outputs import (
     Message,
     Offer,
     Output,
+    Pending,
     SegmentChange,
     Tombstone,
 )
@@ -75,7 +77,8 @@ def profile_to_plain(p: Profile) -> dict[str, Any]:
             for oid, f in p.order_facts.items()
         },
         "v": {pid: list(v) for pid, v in p.views.items()},
-        "c": dict(p.cart),
+        "c": {pid: [list(c) for c in line] for pid, line in p.cart_lines.items()},
+        "cc": dict(p.cart_cleared),
         "k": {ch: [f.granted, f.ts] for ch, f in p.consent.items()},
         "ct": dict(p.contact),
         "at": dict(p.attributes),
@@ -86,6 +89,9 @@ def profile_to_plain(p: Profile) -> dict[str, Any]:
         "rf": None if p.rfm is None else [p.rfm.r, p.rfm.f, p.rfm.m],
         "al": list(p.aliases),
         "mi": p.merged_into,
+        "pe": [_pending_to_plain(x) for x in p.pending],
+        "sl": [[x.ts, x.channel, x.campaign] for x in p.sent_log],
+        "of": [_offer_to_plain(o) for o in p.offers],
     }
 
 
@@ -101,7 +107,8 @@ def profile_from_plain(doc: dict[str, Any]) -> Profile:
             for oid, (s, t, ts, pr, ca) in doc["o"].items()
         },
         views={pid: (n, ts) for pid, (n, ts) in doc["v"].items()},
-        cart=doc["c"],
+        cart_lines={pid: tuple((ts, d) for ts, d in line) for pid, line in doc["c"].items()},
+        cart_cleared=doc["cc"],
         consent={ch: ConsentFact(g, ts) for ch, (g, ts) in doc["k"].items()},
         contact=doc["ct"],
         attributes=doc["at"],
@@ -112,6 +119,52 @@ def profile_from_plain(doc: dict[str, Any]) -> Profile:
         rfm=None if rfm is None else make_rfm(*rfm),
         aliases=tuple(doc["al"]),
         merged_into=doc["mi"],
+        pending=tuple(_pending_from_plain(x) for x in doc["pe"]),
+        sent_log=tuple(Sent(ts, ch, name) for ts, ch, name in doc["sl"]),
+        offers=tuple(_offer_from_plain(o) for o in doc["of"]),
+    )
+
+
+def _pending_to_plain(p: Pending) -> dict[str, Any]:
+    return {
+        "c": p.campaign,
+        "d": p.due,
+        "k": p.kind,
+        "t": p.trigger_event_id,
+        "y": p.key,
+        "x": [list(kv) for kv in p.context],
+        "r": None if p.result is None else output_to_plain(p.result),
+    }
+
+
+def _pending_from_plain(doc: dict[str, Any]) -> Pending:
+    result = None if doc["r"] is None else output_from_plain(doc["r"])
+    assert result is None or isinstance(result, CampaignResult)
+    return Pending(
+        campaign=doc["c"],
+        due=doc["d"],
+        kind=doc["k"],
+        trigger_event_id=doc["t"],
+        key=doc["y"],
+        context=tuple((k, _tupled(v)) for k, v in doc["x"]),
+        result=result,
+    )
+
+
+def _tupled(value: Any) -> Any:
+    return tuple(value) if isinstance(value, list) else value
+
+
+def _offer_to_plain(offer: Offer) -> dict[str, Any]:
+    return {**_fields(offer), "coupon": _coupon(offer.coupon)}
+
+
+def _offer_from_plain(doc: dict[str, Any]) -> Offer:
+    fields = dict(doc)
+    coupon = fields.pop("coupon")
+    return Offer(
+        **{**fields, "items": tuple(fields["items"])},
+        coupon=None if coupon is None else Coupon(**coupon),
     )
 
 
@@ -121,7 +174,7 @@ def output_to_plain(output: Output) -> dict[str, Any]:
         return {
             "t": "campaign",
             "d": _fields(output.decision),
-            "o": None if offer is None else {**_fields(offer), "coupon": _coupon(offer.coupon)},
+            "o": None if offer is None else _offer_to_plain(offer),
             "m": None if message is None else _fields(message),
         }
     if isinstance(output, SegmentChange):
@@ -157,14 +210,7 @@ def output_from_plain(doc: dict[str, Any]) -> Output:
 
 
 def _campaign_from_plain(doc: dict[str, Any]) -> CampaignResult:
-    offer = None
-    if doc["o"] is not None:
-        fields = dict(doc["o"])
-        coupon = fields.pop("coupon")
-        offer = Offer(
-            **{**fields, "items": tuple(fields["items"])},
-            coupon=None if coupon is None else Coupon(**coupon),
-        )
+    offer = None if doc["o"] is None else _offer_from_plain(doc["o"])
     message = None
     if doc["m"] is not None:
         fields = doc["m"]

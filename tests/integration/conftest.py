@@ -25,6 +25,7 @@ import pytest
 import redis
 from aiokafka import AIOKafkaConsumer
 
+from stream.campaign_file import builtin_text
 from stream.devstack import DevStack, die_with_parent, free_port, start_devstack
 from stream.producer import EventProducer
 from stream.settings import Settings
@@ -45,10 +46,23 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevStack]:
     running.close()
 
 
+def test_campaign_file(directory: Path) -> Path:
+    """The built-in library with no global control group, so every test customer is treated.
+
+    The control group itself is tested on its own (test_campaigns.py).
+    """
+    text = builtin_text().replace("control_group_percent: 5", "control_group_percent: 0")
+    assert "control_group_percent: 0" in text
+    path = directory / "campaigns.yaml"
+    path.write_text(text)
+    return path
+
+
 @pytest.fixture(scope="session")
-def settings(stack: DevStack) -> Iterator[Settings]:
+def settings(stack: DevStack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
     run = uuid.uuid4().hex[:8]
     built = Settings(
+        campaigns=str(test_campaign_file(tmp_path_factory.mktemp("campaigns"))),
         kafka_url=stack.kafka_url,
         redis_url=stack.redis_url,
         topic_prefix=f"t{run}.",

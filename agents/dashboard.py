@@ -1,0 +1,109 @@
+"""The marketing dashboard: ``GET /dashboard`` (page), ``/dashboard/data`` (JSON), static files.
+
+The page and its script, styles and charting library (uPlot, MIT, vendored in
+``agents/static/vendor``) are served by the worker itself: nothing is fetched
+from another origin at view time, and the page's Content-Security-Policy says
+so. The page polls ``/dashboard/data`` every few seconds; what it shows and
+where each number comes from is in ``stream/stats.py``.
+"""
+
+from __future__ import annotations
+
+import logging
+from importlib import resources
+from importlib.resources.abc import Traversable
+
+import faust
+from faust.web import Request, Response, View
+
+from agents.context import Context
+from stream.stats import CampaignSource, DashboardStats
+
+log = logging.getLogger(__name__)
+
+#: Seconds between snapshots of this worker's counters (rates over the last minute).
+SAMPLE_SECONDS = 2.0
+CONTENT_TYPES = {
+    ".html": "text/html",
+    ".js": "text/javascript",
+    ".css": "text/css",
+    ".svg": "image/svg+xml",
+}
+#: Same-origin only: the page works offline and cannot leak to a CDN.
+POLICY = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+)
+
+
+def static_files() -> dict[str, bytes]:
+    """Served name -> content of every file under ``agents/static`` (names are unique)."""
+    found: dict[str, bytes] = {}
+    pending: list[Traversable] = [resources.files("agents") / "static"]
+    while pending:
+        folder = pending.pop()
+        for entry in folder.iterdir():
+            if entry.is_dir():
+                pending.append(entry)
+            elif entry.name in found:
+                raise RuntimeError(f"two static files are named {entry.name!r}")
+            else:
+                found[entry.name] = entry.read_bytes()
+    return found
+
+
+def content_type(name: str) -> str:
+    suffix = name[name.rfind(".") :] if "." in name else ""
+    return CONTENT_TYPES.get(suffix, "text/plain")
+
+
+def register_dashboard(
+    app: faust.App, ctx: Context, *, campaigns: CampaignSource | None = None
+) -> DashboardStats:
+    """Add the dashboard routes and the sampling timer; ``campaigns`` overrides the source."""
+    stats = DashboardStats(
+        ctx.store,
+        ctx.metrics.registry,
+        clock_mode=ctx.settings.clock,
+        segments=lambda: ctx.step.segments,  # follows campaign-file reloads
+        currency=ctx.settings.default_currency,
+        campaigns=campaigns,
+    )
+    files = static_files()
+    page = files["dashboard.html"].decode()
+
+    @app.page("/dashboard")
+    class DashboardView(View):
+        async def get(self, request: Request) -> Response:
+            return self.html(
+                page,
+                headers={"Content-Security-Policy": POLICY, "Cache-Control": "no-cache"},
+            )
+
+    @app.page("/dashboard/data")
+    class DashboardDataView(View):
+        async def get(self, request: Request) -> Response:
+            try:
+                body = await stats.data()
+            except Exception as exc:  # Redis down: the page says so and keeps polling
+                log.warning("dashboard data unavailable: %s", exc)
+                return self.json({"error": f"data unavailable: {exc}"}, status=503)
+            return self.json(body, headers={"Cache-Control": "no-store"})
+
+    @app.page("/dashboard/static/{name}")
+    class DashboardStaticView(View):
+        async def get(self, request: Request, name: str) -> Response:
+            found = files.get(name)
+            if found is None:
+                return self.json({"error": f"no static file {name!r}"}, status=404)
+            return self.bytes(
+                found,
+                content_type=content_type(name),
+                headers={"Cache-Control": "max-age=300"},
+            )
+
+    @app.timer(SAMPLE_SECONDS, name="rapport.dashboard_sampler")
+    async def sample_counters() -> None:
+        stats.sample()
+
+    return stats
