@@ -18,7 +18,7 @@ from models.outputs import Internal
 from models.rfm import Rfm, recency_days, score_one
 from models.view import profile_view
 from stream.codecs import parse_ts
-from stream.records import internal_record
+from stream.records import internal_record, offer_value
 
 DAY_MS = 86_400_000
 
@@ -52,6 +52,22 @@ def register_api(app: faust.App, ctx: Context) -> None:
             request_ = Internal("erase", customer_id, f"erase:{customer_id}:{now}", now)
             await ctx.publisher.publish([internal_record(request_)])
             return self.json({"status": "erasing", "customer_id": customer_id}, status=202)
+
+    @app.page("/customers/{customer_id}/offers")
+    class OffersView(View):
+        async def get(self, request: Request, customer_id: str) -> Response:
+            """Live offers, best first: highest campaign priority, then the newest."""
+            now = await _now(request, ctx)
+            if now is None:
+                return self.json({"error": "as_of must be RFC 3339 or epoch ms"}, status=400)
+            state = await ctx.store.read(customer_id)
+            if state is None or state.erased or state.profile.merged_into is not None:
+                return self.json({"error": f"unknown customer {customer_id!r}"}, status=404)
+            live = sorted(
+                (o for o in state.profile.offers if o.created_at <= now < o.expires_at),
+                key=lambda o: (-o.priority, -o.created_at, o.offer_id),
+            )
+            return self.json([offer_value(o) for o in live])
 
     @app.page("/admin/refresh")
     class RefreshView(View):

@@ -155,7 +155,11 @@ async def apply_customers(
                 writes.append(Write(cid, current.version, folded.state))
             elif folded.state.outbox or folded.state.erased:
                 done.append(Saved(cid, current.version, folded.state))
-        conflicts = await ctx.store.save(writes)
+        index = [
+            (w.customer_id, indexes(w.state, config=ctx.step, before=stored[w.customer_id].state))
+            for w in writes
+        ]
+        conflicts = await ctx.store.save(writes, index)
         ctx.metrics.conflicts.inc(len(conflicts))
         for cid in pending.keys() - conflicts:
             accepted, duplicates = counts[cid]
@@ -171,7 +175,7 @@ async def apply_customers(
 
 
 async def settle(saved: list[Saved], batch: Sorted, ctx: Context) -> None:
-    """Empty published outboxes, finish erasures, and bring the indexes up to date.
+    """Empty published outboxes, finish erasures, release the leases of applied ticks.
 
     If another write got in first, its writer publishes the same records again
     (same ids) and settles them: harmless downstream.
@@ -181,14 +185,13 @@ async def settle(saved: list[Saved], batch: Sorted, ctx: Context) -> None:
         for s in saved
         if s.state.outbox or s.state.erased
     ]
-    index = [(s.customer_id, indexes(s.state, config=ctx.step)) for s in saved]
     ticks = [
         (cid, e.event.ts)
         for cid, envelopes in batch.by_customer.items()
         for e in envelopes
         if isinstance(e.event, LifecycleTick)
     ]
-    await ctx.store.settle(settled, index, ticks)
+    await ctx.store.settle(settled, ticks)
 
 
 def count_published(outputs: list[Output], ctx: Context) -> None:

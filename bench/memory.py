@@ -17,6 +17,7 @@ import statistics
 import tempfile
 from pathlib import Path
 
+import orjson
 from prometheus_client import CollectorRegistry
 from rich.progress import Progress
 
@@ -28,16 +29,20 @@ from stream.metrics import Metrics
 from stream.state_codec import encode_state
 from stream.store import Store, Write, connect
 
-import orjson
-
 CHUNK = 2000
 
 
 def build_states(customers: int, per_customer: int) -> dict[str, object]:
     config = StepConfig()
     events: dict[str, list[Envelope]] = {}
-    history = generate_history(seed=5, start_ms=1_795_341_600_000, days=30, customers=customers,
-                               products=2000, events_per_day=customers * per_customer // 30)
+    history = generate_history(
+        seed=5,
+        start_ms=1_795_341_600_000,
+        days=30,
+        customers=customers,
+        products=2000,
+        events_per_day=customers * per_customer // 30,
+    )
     offsets: dict[str, int] = {}
     for record in history:
         if record.topic == "catalog":
@@ -58,8 +63,13 @@ def build_states(customers: int, per_customer: int) -> dict[str, object]:
 
 async def measure(states: dict[str, object], url: str) -> tuple[int, int]:
     redis = connect(url, retries=3)
-    store = Store(redis, prefix="rapport:", retention_days=400, fence_days=7,
-                  metrics=Metrics(CollectorRegistry()))
+    store = Store(
+        redis,
+        prefix="rapport:",
+        retention_days=400,
+        fence_days=7,
+        metrics=Metrics(CollectorRegistry()),
+    )
     config = StepConfig()
     before = int((await redis.info("memory"))["used_memory"])
     items = list(states.items())
@@ -67,8 +77,10 @@ async def measure(states: dict[str, object], url: str) -> tuple[int, int]:
         task = progress.add_task("writing profiles", total=len(items))
         for i in range(0, len(items), CHUNK):
             chunk = items[i : i + CHUNK]
-            await store.save([Write(cid, 0, state) for cid, state in chunk])  # type: ignore[arg-type]
-            await store.settle([], [(cid, indexes(s, config=config)) for cid, s in chunk], [])  # type: ignore[arg-type]
+            await store.save(
+                [Write(cid, 0, state) for cid, state in chunk],  # type: ignore[arg-type]
+                [(cid, indexes(s, config=config)) for cid, s in chunk],  # type: ignore[arg-type]
+            )
             progress.advance(task, len(chunk))
     after = int((await redis.info("memory"))["used_memory"])
     await redis.aclose()
@@ -90,8 +102,10 @@ def main() -> None:
     n = len(states)
     print(f"customers={n} used_memory_before={before} used_memory_after={after}")
     print(f"bytes_per_profile={(after - before) / n:,.0f} (state hash + RFM and timer indexes)")
-    print(f"state_json_bytes median={statistics.median(sizes):,.0f} "
-          f"p90={statistics.quantiles(sizes, n=10)[-1]:,.0f} max={max(sizes):,}")
+    print(
+        f"state_json_bytes median={statistics.median(sizes):,.0f} "
+        f"p90={statistics.quantiles(sizes, n=10)[-1]:,.0f} max={max(sizes):,}"
+    )
 
 
 if __name__ == "__main__":

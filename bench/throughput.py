@@ -43,9 +43,14 @@ def processed(base: str) -> float:
 
 async def preload(settings: Settings, events: int, customers: int) -> int:
     days = max(1, events // 20000)
-    history = generate_history(seed=11, start_ms=1_795_341_600_000, days=days,
-                               customers=customers, products=500,
-                               events_per_day=events // days)
+    history = generate_history(
+        seed=11,
+        start_ms=1_795_341_600_000,
+        days=days,
+        customers=customers,
+        products=500,
+        events_per_day=events // days,
+    )
     sent = 0
     async with EventProducer(settings, settings.kafka_url or "") as producer:
         for record in history:
@@ -64,16 +69,31 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="rapport-bench-"))
     stack = start_devstack(kafka_url=None, redis_url=None, work_dir=work)
     port = free_port()
-    settings = Settings(kafka_url=stack.kafka_url, redis_url=stack.redis_url, web_port=port,
-                        fetch_max_wait_ms=20, data_dir=str(work / "worker"))
+    settings = Settings(
+        kafka_url=stack.kafka_url,
+        redis_url=stack.redis_url,
+        web_port=port,
+        fetch_max_wait_ms=20,
+        data_dir=str(work / "worker"),
+    )
     try:
         asyncio.run(ensure_topics(settings, stack.kafka_url))
         sent = asyncio.run(preload(settings, args.events, args.customers))
-        env = {**os.environ, **{f"RAPPORT_{k.upper()}": str(v)
-                                for k, v in settings.model_dump().items() if v is not None}}
-        worker = subprocess.Popen([sys.executable, "-m", "agents.cli", "worker"], env=env,
-                                  stdout=(work / "worker.log").open("wb"),
-                                  stderr=subprocess.STDOUT, preexec_fn=die_with_parent)
+        env = {
+            **os.environ,
+            **{
+                f"RAPPORT_{k.upper()}": str(v)
+                for k, v in settings.model_dump().items()
+                if v is not None
+            },
+        }
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "agents.cli", "worker"],
+            env=env,
+            stdout=(work / "worker.log").open("wb"),
+            stderr=subprocess.STDOUT,
+            preexec_fn=die_with_parent,
+        )
         base = f"http://127.0.0.1:{port}"
         started = None
         while True:

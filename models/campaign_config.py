@@ -201,7 +201,8 @@ def _ledger(settings: Any, source: str) -> LedgerConfig:
             raise CampaignFileError(f"{where}.channel_caps: unknown channels {unknown}")
         quiet = settings.get("quiet_hours") or {}
         quiet_hours = QuietHours(
-            start=str(quiet.get("start", "21:00")), end=str(quiet.get("end", "08:00"))
+            start=_clock_time(quiet.get("start", "21:00")),
+            end=_clock_time(quiet.get("end", "08:00")),
         )
         return LedgerConfig(
             caps=caps,

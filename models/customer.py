@@ -9,6 +9,7 @@ the same atomic write as the state change that decided it, so a crash between
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
 from models.campaigns import (
@@ -20,6 +21,7 @@ from models.campaigns import (
     pending_due,
     run_campaigns,
 )
+from models.catalog import affinity_rank
 from models.dedup import Applied, is_duplicate, remember, remember_offset
 from models.events import (
     CustomerEvent,
@@ -312,19 +314,35 @@ class Indexes:
     """What population-level indexes must say about this customer after a write.
 
     ``buyer`` is ``(last_order_at, orders, revenue)`` for the RFM population
-    (None: not a buyer, or erased, or handed over); ``due`` is the next
-    lifecycle timer; ``rfm_segment`` the last RFM cell emitted.
+    (None: not a buyer, or erased, or handed over); ``due`` is the next timer
+    (lifecycle boundary or pending campaign item); ``rfm_segment`` the last RFM
+    cell emitted; ``affinity`` the categories whose rank changed
+    (``models.catalog.affinity_rank``) and ``watching`` the products viewed or
+    wishlisted since, with the ``dropped_*`` entries to remove.
     """
 
     buyer: tuple[int, int, float] | None
     rfm_segment: str | None
     due: int | None
+    affinity: Mapping[str, float] = field(default_factory=dict)
+    watching: Mapping[str, int] = field(default_factory=dict)
+    dropped_affinity: tuple[str, ...] = ()
+    dropped_watching: tuple[str, ...] = ()
 
 
-def indexes(state: CustomerState, *, config: StepConfig) -> Indexes:
+def indexes(
+    state: CustomerState, *, config: StepConfig, before: CustomerState | None = None
+) -> Indexes:
     profile = state.profile
+    old = before.profile if before is not None else Profile(customer_id=profile.customer_id)
     if state.erased or profile.merged_into is not None:
-        return Indexes(buyer=None, rfm_segment=None, due=None)
+        return Indexes(
+            buyer=None,
+            rfm_segment=None,
+            due=None,
+            dropped_affinity=tuple(sorted(old.affinity)),
+            dropped_watching=tuple(sorted(_watched(old))),
+        )
     totals = order_totals(profile)
     buyer = None
     if totals.orders > 0 and totals.last_order_at is not None:
@@ -335,4 +353,28 @@ def indexes(state: CustomerState, *, config: StepConfig) -> Indexes:
         for d in (next_due(profile, config=config.segments), next_pending_due(profile))
         if d is not None
     ]
-    return Indexes(buyer=buyer, rfm_segment=segment, due=min(dues) if dues else None)
+    half_life = config.profile.affinity.half_life_ms
+    ranks = {
+        category: rank
+        for category, (score, ref) in profile.affinity.items()
+        if old.affinity.get(category) != (score, ref)
+        and (rank := affinity_rank(score, ref, half_life_ms=half_life)) is not None
+    }
+    watched, was_watched = _watched(profile), _watched(old)
+    return Indexes(
+        buyer=buyer,
+        rfm_segment=segment,
+        due=min(dues) if dues else None,
+        affinity=ranks,
+        watching={pid: ts for pid, ts in watched.items() if was_watched.get(pid) != ts},
+        dropped_affinity=tuple(sorted(set(old.affinity) - set(profile.affinity))),
+        dropped_watching=tuple(sorted(set(was_watched) - set(watched))),
+    )
+
+
+def _watched(profile: Profile) -> dict[str, int]:
+    """Products the customer viewed or wishlisted, with the last time they did."""
+    watched = {pid: ts for pid, (_, ts) in profile.views.items()}
+    for pid, ts in profile.wishlist.items():
+        watched[pid] = max(ts, watched.get(pid, ts))
+    return watched

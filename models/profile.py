@@ -75,6 +75,7 @@ class Profile:
     clock: int | None = None
     order_facts: Mapping[str, OrderFact] = field(default_factory=dict)
     views: Mapping[str, tuple[int, int]] = field(default_factory=dict)  # product -> (views, ts)
+    wishlist: Mapping[str, int] = field(default_factory=dict)  # product -> when wishlisted
     cart_lines: Mapping[str, CartLine] = field(default_factory=dict)
     cart_cleared: Mapping[str, int] = field(default_factory=dict)  # product -> bought at
     consent: Mapping[str, ConsentFact] = field(default_factory=dict)
@@ -150,10 +151,17 @@ def apply_click(profile: Profile, click: Click, *, config: ProfileConfig) -> Pro
     if click.type == "remove_from_cart" and click.product_id:
         lines = _change_line(profile, click.product_id, click.ts, -click.quantity)
         return replace(profile, cart_lines=lines)
+    if click.type == "wishlist_add" and click.product_id:
+        when = max(click.ts, profile.wishlist.get(click.product_id, click.ts))
+        wishlist = {**profile.wishlist, click.product_id: when}
+        if len(wishlist) > MAX_VIEWED:
+            del wishlist[min(wishlist, key=lambda pid: (wishlist[pid], pid))]
+        return replace(profile, wishlist=wishlist)
     if (
         click.type == "identify"
         and click.anonymous_id
-        and click.anonymous_id not in (profile.aliases)
+        and click.anonymous_id != profile.customer_id
+        and click.anonymous_id not in profile.aliases
     ):
         return replace(profile, aliases=(*profile.aliases, click.anonymous_id))
     return profile

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from itertools import pairwise
 
 DAY_MS = 86_400_000
 DEFAULT_PRIOR_WEIGHT = 2.0
@@ -52,7 +53,7 @@ class Rhythm:
 def purchase_intervals(times: Iterable[int]) -> tuple[int, ...]:
     """Whole-day gaps between the distinct purchase days of ``times`` (epoch ms), in order."""
     days = sorted({ts // DAY_MS for ts in times})
-    return tuple(later - earlier for earlier, later in zip(days, days[1:], strict=False))
+    return tuple(later - earlier for earlier, later in pairwise(days))
 
 
 def population_prior(

@@ -44,3 +44,13 @@ def timers_due(prefix: str) -> str:
 
 def timers_leased(prefix: str) -> str:
     return f"{prefix}{{timers}}:leased"
+
+
+def affinity_index(prefix: str, category: str) -> str:
+    """Customers by time-invariant affinity rank for a category (``models.catalog``)."""
+    return f"{prefix}{{aff}}:{category}"
+
+
+def watchers(prefix: str, product_id: str) -> str:
+    """Customers who viewed or wishlisted a product, by when they last did."""
+    return f"{prefix}{{watch:{product_id}}}"

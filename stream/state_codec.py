@@ -77,6 +77,7 @@ def profile_to_plain(p: Profile) -> dict[str, Any]:
             for oid, f in p.order_facts.items()
         },
         "v": {pid: list(v) for pid, v in p.views.items()},
+        "wl": dict(p.wishlist),
         "c": {pid: [list(c) for c in line] for pid, line in p.cart_lines.items()},
         "cc": dict(p.cart_cleared),
         "k": {ch: [f.granted, f.ts] for ch, f in p.consent.items()},
@@ -107,6 +108,7 @@ def profile_from_plain(doc: dict[str, Any]) -> Profile:
             for oid, (s, t, ts, pr, ca) in doc["o"].items()
         },
         views={pid: (n, ts) for pid, (n, ts) in doc["v"].items()},
+        wishlist=doc["wl"],
         cart_lines={pid: tuple((ts, d) for ts, d in line) for pid, line in doc["c"].items()},
         cart_cleared=doc["cc"],
         consent={ch: ConsentFact(g, ts) for ch, (g, ts) in doc["k"].items()},

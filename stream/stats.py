@@ -23,6 +23,7 @@ event loop keeps serving its partitions.
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
@@ -247,6 +248,21 @@ def redis_campaigns(redis: Redis, prefix: str) -> CampaignSource:
     return read
 
 
+class AssociationSource(Protocol):
+    """Where the strongest product pairs come from; may be empty."""
+
+    async def __call__(self) -> list[Association]: ...
+
+
+def redis_associations(redis: Redis, prefix: str) -> AssociationSource:
+    """The default association source: the ``associations_key`` hash, empty until written."""
+
+    async def read() -> list[Association]:
+        return top_associations(await read_json_hash(redis, associations_key(prefix)))
+
+    return read
+
+
 def top_associations(
     raw: Mapping[str, Mapping[str, Any]], *, limit: int = TOP_ASSOCIATIONS
 ) -> list[Association]:
@@ -309,8 +325,8 @@ def by_label(
 def histogram_quantile(q: float, buckets: Iterable[tuple[float, float]]) -> float | None:
     """Prometheus' estimate: linear interpolation inside the bucket holding rank ``q``.
 
-    ``buckets`` are ``(upper bound, cumulative count)``; ``None`` when empty. A rank in
-    the ``+Inf`` bucket answers the highest finite bound.
+    ``buckets`` are ``(upper bound, cumulative count)``; ``None`` when empty;
+    ``math.inf`` when the rank falls beyond the highest finite bound.
     """
     ordered = sorted(buckets)
     if not ordered or ordered[-1][1] <= 0:
@@ -319,13 +335,21 @@ def histogram_quantile(q: float, buckets: Iterable[tuple[float, float]]) -> floa
     lower, below = 0.0, 0.0
     for bound, cumulative in ordered:
         if cumulative >= rank:
-            if bound == float("inf"):
-                return lower
+            if math.isinf(bound):
+                return math.inf
             inside = cumulative - below
             share = (rank - below) / inside if inside > 0 else 1.0
             return lower + (bound - lower) * share
         lower, below = bound, cumulative
-    return lower
+    return math.inf
+
+
+def capped(value: float | None, buckets: Iterable[float]) -> tuple[float | None, bool]:
+    """A quantile for JSON: beyond the last bound it is that bound, flagged ``above``."""
+    if value is None or not math.isinf(value):
+        return (round(value, 3) if value is not None else None), False
+    finite = [b for b in buckets if not math.isinf(b)]
+    return (max(finite) if finite else None), True
 
 
 def latency_buckets(values: Mapping[SampleKey, float]) -> dict[float, float]:
@@ -382,72 +406,85 @@ def rate(a: Snapshot, b: Snapshot, name: str, **match: str) -> float:
 
 
 @dataclass(frozen=True, slots=True)
-class Flow:
-    """This worker's flow over the window, and its totals since it started."""
+class Rates:
+    """Deltas between two snapshots, per second; all ``None`` before there are two."""
 
-    window_seconds: float | None
-    events_per_second: float | None
-    by_outcome: dict[str, float]
-    by_topic: dict[str, float]
-    deadletters_per_second: float | None
-    decision_p50_seconds: float | None
-    decision_p95_seconds: float | None
+    window_seconds: float | None = None
+    events_per_second: float | None = None
+    by_outcome: dict[str, float] = field(default_factory=dict)
+    by_topic: dict[str, float] = field(default_factory=dict)
+    deadletters_per_second: float | None = None
+    decision_p50_seconds: float | None = None
+    decision_p50_above: bool = False  # beyond the histogram's last bound
+    decision_p95_seconds: float | None = None
+    decision_p95_above: bool = False
+
+
+def rates(a: Snapshot, b: Snapshot) -> Rates:
+    old = latency_buckets(a.values)
+    latency = [(le, n - old.get(le, 0.0)) for le, n in latency_buckets(b.values).items()]
+    bounds = [le for le, _ in latency]
+    p50, p50_above = capped(histogram_quantile(0.5, latency), bounds)
+    p95, p95_above = capped(histogram_quantile(0.95, latency), bounds)
+    topics = sorted(dict(k)["topic"] for k in by_label(b.values, EVENTS, "topic"))
+    return Rates(
+        window_seconds=round(b.mono - a.mono, 1),
+        events_per_second=round(rate(a, b, EVENTS), 2),
+        by_outcome={o: round(rate(a, b, EVENTS, outcome=o), 2) for o in OUTCOMES},
+        by_topic={t: round(rate(a, b, EVENTS, topic=t), 2) for t in topics},
+        deadletters_per_second=round(rate(a, b, DEADLETTERS), 3),
+        decision_p50_seconds=p50,
+        decision_p50_above=p50_above,
+        decision_p95_seconds=p95,
+        decision_p95_above=p95_above,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Totals:
+    """This worker's counters since it started, and where its event time stands."""
+
     watermark: str | None
     freshness_seconds: float | None
     totals: dict[str, float]
     decisions: list[dict[str, Any]]
     suppression: list[dict[str, Any]]
-    history: dict[str, list[float | None]]
 
 
-def flow(sampler: Sampler, *, window: float, wall: float, watermark: float | None) -> Flow:
-    """Rates from the sampled deltas; ``watermark`` (epoch s) stands in until the worker has one."""
-    latest = sampler.samples[-1] if sampler.samples else Snapshot(0.0, wall, {})
-    mark = latest.watermark if latest.watermark is not None else watermark
-    span = sampler.window(window)
-    rates = _rates(*span) if span is not None else {}
-    return Flow(
-        window_seconds=round(span[1].mono - span[0].mono, 1) if span else None,
-        events_per_second=rates.get("events"),
-        by_outcome=rates.get("by_outcome", {}),
-        by_topic=rates.get("by_topic", {}),
-        deadletters_per_second=rates.get("deadletters"),
-        decision_p50_seconds=rates.get("p50"),
-        decision_p95_seconds=rates.get("p95"),
+def totals(latest: Snapshot | None, *, wall: float, watermark: float | None) -> Totals:
+    """``watermark`` (epoch s, e.g. the Redis clock) stands in until the worker has its own."""
+    values = latest.values if latest is not None else {}
+    own = latest.watermark if latest is not None else None
+    mark = own if own is not None else watermark
+    return Totals(
         watermark=format_ts(int(mark * 1000)) if mark is not None else None,
         freshness_seconds=round(max(wall - mark, 0.0), 1) if mark is not None else None,
         totals={
-            "events": total(latest.values, EVENTS),
-            "offers": total(latest.values, OFFERS),
-            "messages": total(latest.values, MESSAGES),
-            "decisions": total(latest.values, DECISIONS),
-            "deadletters": total(latest.values, DEADLETTERS),
+            "events": total(values, EVENTS),
+            "offers": total(values, OFFERS),
+            "messages": total(values, MESSAGES),
+            "decisions": total(values, DECISIONS),
+            "deadletters": total(values, DEADLETTERS),
         },
         decisions=[
             {"outcome": dict(k)["outcome"], "count": int(v)}
-            for k, v in sorted(by_label(latest.values, DECISIONS, "outcome").items())
+            for k, v in sorted(by_label(values, DECISIONS, "outcome").items())
         ],
-        suppression=suppression_reasons(latest.values),
-        history=history(sampler),
+        suppression=suppression_reasons(values),
     )
 
 
-def _rates(a: Snapshot, b: Snapshot) -> dict[str, Any]:
-    old = latency_buckets(a.values)
-    latency = [(le, n - old.get(le, 0.0)) for le, n in latency_buckets(b.values).items()]
-    topics = [dict(k)["topic"] for k in by_label(b.values, EVENTS, "topic")]
+def worker_flow(
+    sampler: Sampler, *, window: float, wall: float, watermark: float | None
+) -> dict[str, Any]:
+    """Rates over the window, totals, and the per-interval history for the charts."""
+    span = sampler.window(window)
+    latest = sampler.samples[-1] if sampler.samples else None
     return {
-        "events": round(rate(a, b, EVENTS), 2),
-        "by_outcome": {o: round(rate(a, b, EVENTS, outcome=o), 2) for o in OUTCOMES},
-        "by_topic": {t: round(rate(a, b, EVENTS, topic=t), 2) for t in sorted(topics)},
-        "deadletters": round(rate(a, b, DEADLETTERS), 3),
-        "p50": _round(histogram_quantile(0.5, latency), 3),
-        "p95": _round(histogram_quantile(0.95, latency), 3),
+        **asdict(rates(*span) if span is not None else Rates()),
+        **asdict(totals(latest, wall=wall, watermark=watermark)),
+        "history": history(sampler),
     }
-
-
-def _round(value: float | None, digits: int) -> float | None:
-    return round(value, digits) if value is not None else None
 
 
 def suppression_reasons(values: Mapping[SampleKey, float]) -> list[dict[str, Any]]:
@@ -520,6 +557,7 @@ class DashboardStats:
         segments: Callable[[], SegmentConfig],
         currency: str,
         campaigns: CampaignSource | None = None,
+        associations: AssociationSource | None = None,
         ttl: float = 3.0,
         window: float = 60.0,
         wall: Callable[[], float] = time.time,
@@ -531,6 +569,9 @@ class DashboardStats:
         self.segments = segments
         self.currency = currency
         self.campaigns: CampaignSource = campaigns or redis_campaigns(store.redis, store.prefix)
+        self.associations: AssociationSource = associations or redis_associations(
+            store.redis, store.prefix
+        )
         self.ttl = ttl
         self.window = window
         self._wall = wall
@@ -548,7 +589,7 @@ class DashboardStats:
         part = await self._redis_part()
         wall = self._wall()
         clock_s = part.clock / 1000 if part.clock is not None else None
-        worker = flow(self.sampler, window=self.window, wall=wall, watermark=clock_s)
+        worker = worker_flow(self.sampler, window=self.window, wall=wall, watermark=clock_s)
         return {
             "generated_at": format_ts(int(wall * 1000)),
             "engine_clock": format_ts(part.now),
@@ -556,7 +597,7 @@ class DashboardStats:
             "currency": self.currency,
             "population_computed_at": format_ts(int(part.computed_at * 1000)),
             "population_seconds": round(part.seconds, 3),
-            "worker": asdict(worker),
+            "worker": worker,
             "rfm": asdict(part.population),
             "prospects_indexed": False,
             "campaigns": [asdict(row) for row in part.campaigns],
@@ -582,10 +623,7 @@ class DashboardStats:
         stats = await asyncio.to_thread(
             population_stats, population.buyers, now=now, config=self.segments()
         )
-        campaigns, associations = await asyncio.gather(
-            self.campaigns(),
-            read_json_hash(self.store.redis, associations_key(self.store.prefix)),
-        )
+        campaigns, associations = await asyncio.gather(self.campaigns(), self.associations())
         return RedisPart(
             computed_at=wall,
             seconds=self._mono() - started,
@@ -593,5 +631,5 @@ class DashboardStats:
             now=now,
             population=stats,
             campaigns=campaigns,
-            associations=top_associations(associations),
+            associations=associations,
         )

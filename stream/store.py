@@ -24,6 +24,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
+from models.catalog import ProductState
 from models.customer import CustomerState, Indexes
 from models.dedup import Applied
 from models.events import CatalogUpdate
@@ -61,12 +62,14 @@ return now
 """
 
 # KEYS[1] product hash; ARGV: ts, ttl ms, then field/value pairs. Latest event time wins.
+# Returns {applied, existed, price, in_stock, new_arrival} as they were before.
 _PUT_PRODUCT = """
-local ts = tonumber(redis.call('HGET', KEYS[1], 'ts') or '-1')
-if tonumber(ARGV[1]) < ts then return 0 end
+local before = redis.call('HMGET', KEYS[1], 'ts', 'price', 'in_stock', 'new_arrival')
+local ts = tonumber(before[1] or '-1')
+if tonumber(ARGV[1]) < ts then return {0, 1, false, false, false} end
 redis.call('HSET', KEYS[1], 'ts', ARGV[1], unpack(ARGV, 3))
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
-return 1
+return {1, before[1] and 1 or 0, before[2], before[3], before[4]}
 """
 
 # KEYS[1] due timers, KEYS[2] leases; ARGV: engine now, wall now, lease ms, limit.
@@ -168,8 +171,15 @@ class Store:
         self.metrics.redis_seconds.labels("load").observe(time.perf_counter() - started)
         return loaded
 
-    async def save(self, writes: Sequence[Write]) -> set[str]:
-        """Write all states; return the customers whose version moved (to redo)."""
+    async def save(
+        self, writes: Sequence[Write], index: Sequence[tuple[str, Indexes]] = ()
+    ) -> set[str]:
+        """Write all states and their index entries; return the customers to redo.
+
+        Index entries go in the same round trip, so a reader who sees the new
+        state also finds it in the indexes. They are absolute values: if a
+        customer's write lost the race, its entries are rewritten on the redo.
+        """
         if not writes:
             return set()
         started = time.perf_counter()
@@ -185,23 +195,20 @@ class Store:
                     ],
                     client=pipe,
                 )
-            answers = await pipe.execute()
+            for cid, entry in index:
+                self._queue_index(pipe, cid, entry)
+            answers = (await pipe.execute())[: len(writes)]
         self.metrics.redis_seconds.labels("save").observe(time.perf_counter() - started)
         return {w.customer_id for w, ok in zip(writes, answers, strict=True) if not ok}
 
-    async def settle(
-        self,
-        settled: Sequence[Write],
-        index: Sequence[tuple[str, Indexes]],
-        ticks: Sequence[tuple[str, int]],
-    ) -> None:
-        """After publishing: empty outboxes (or finish erasures) and update the indexes.
+    async def settle(self, settled: Sequence[Write], ticks: Sequence[tuple[str, int]]) -> None:
+        """After publishing: empty outboxes (or finish erasures), release applied ticks.
 
         ``settled`` are states to write at ``expected_version`` with their outbox
         already emptied; an erased one is deleted instead, leaving its fence. A
         version that moved meanwhile is left alone: that writer republishes.
         """
-        if not settled and not index and not ticks:
+        if not settled and not ticks:
             return
         started = time.perf_counter()
         async with self.redis.pipeline(transaction=False) as pipe:
@@ -224,8 +231,6 @@ class Store:
                         ],
                         client=pipe,
                     )
-            for cid, entry in index:
-                self._queue_index(pipe, cid, entry)
             for cid, due in ticks:
                 pipe.zrem(keys.timers_leased(self.prefix), f"{cid}|{due}")
             await pipe.execute()
@@ -248,6 +253,14 @@ class Store:
             pipe.zrem(keys.timers_due(p), cid)
         else:
             pipe.zadd(keys.timers_due(p), {cid: entry.due})
+        for category, rank in entry.affinity.items():
+            pipe.zadd(keys.affinity_index(p, category), {cid: rank})
+        for category in entry.dropped_affinity:
+            pipe.zrem(keys.affinity_index(p, category), cid)
+        for product_id, ts in entry.watching.items():
+            pipe.zadd(keys.watchers(p, product_id), {cid: ts})
+        for product_id in entry.dropped_watching:
+            pipe.zrem(keys.watchers(p, product_id), cid)
 
     async def read(self, customer_id: str) -> CustomerState | None:
         raw = await self.redis.hget(keys.customer_state(self.prefix, customer_id), "s")
@@ -332,9 +345,12 @@ class Store:
         raw = await self.redis.get(keys.clock(self.prefix))
         return int(raw) if raw is not None else None
 
-    async def put_products(self, products: Sequence[CatalogUpdate]) -> None:
+    async def put_products(
+        self, products: Sequence[CatalogUpdate]
+    ) -> list[tuple[bool, ProductState | None]]:
+        """Store catalogue facts; for each, whether it applied and what was known before."""
         if not products:
-            return
+            return []
         async with self.redis.pipeline(transaction=False) as pipe:
             for p in products:
                 fields: list[str | float | int] = []
@@ -347,4 +363,48 @@ class Store:
                     args=[p.ts, self.ttl_ms, *fields],
                     client=pipe,
                 )
-            await pipe.execute()
+            answers = await pipe.execute()
+        out: list[tuple[bool, ProductState | None]] = []
+        for applied, existed, price, in_stock, new_arrival in answers:
+            before = None
+            if existed:
+                before = ProductState(
+                    price=float(price) if price is not None else None,
+                    in_stock=None if in_stock is None else in_stock == b"1",
+                    new_arrival=None if new_arrival is None else new_arrival == b"1",
+                )
+            out.append((bool(applied), before))
+        return out
+
+    async def audience(
+        self,
+        *,
+        category: str | None,
+        min_rank: float | None,
+        product_id: str | None,
+        limit: int,
+    ) -> list[str]:
+        """Customers with an affinity rank >= ``min_rank`` in ``category``, or watching a product.
+
+        Members whose state has expired meanwhile are dropped from the index here.
+        """
+        if category is not None and min_rank is not None:
+            key = keys.affinity_index(self.prefix, category)
+            low = "-inf" if min_rank == float("-inf") else repr(min_rank)
+            members = await self.redis.zrangebyscore(key, low, "+inf", start=0, num=limit)
+        elif product_id is not None:
+            key = keys.watchers(self.prefix, product_id)
+            members = await self.redis.zrange(key, 0, limit - 1, desc=True)
+        else:
+            return []
+        ids = [m.decode() for m in members]
+        if not ids:
+            return []
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for cid in ids:
+                pipe.exists(keys.customer_state(self.prefix, cid))
+            alive = await pipe.execute()
+        gone = [cid for cid, ok in zip(ids, alive, strict=True) if not ok]
+        if gone:
+            await self.redis.zrem(key, *gone)
+        return [cid for cid, ok in zip(ids, alive, strict=True) if ok]

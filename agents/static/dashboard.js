@@ -76,6 +76,7 @@
 
   function formatDuration(seconds) {
     if (seconds === null || seconds === undefined) return "—";
+    if (seconds === 0) return "0 s";
     if (seconds < 1) return decimal.format(seconds * 1000) + " ms";
     if (seconds < 90) return decimal.format(seconds) + " s";
     if (seconds < 5400) return decimal.format(seconds / 60) + " min";
@@ -86,14 +87,9 @@
   function formatTime(iso) {
     if (!iso) return "—";
     const date = new Date(iso);
-    return date.toLocaleString(undefined, {
-      year: "numeric",
-      month: "short",
-      day: "numeric",
-      hour: "2-digit",
-      minute: "2-digit",
-      second: "2-digit",
-    });
+    const time = date.toLocaleTimeString(undefined, { hour: "2-digit", minute: "2-digit", second: "2-digit" });
+    if (date.toDateString() === new Date().toDateString()) return time;
+    return date.toLocaleDateString(undefined, { year: "numeric", month: "short", day: "numeric" }) + ", " + time;
   }
 
   function percent(value) {
@@ -117,7 +113,7 @@
       $("kpi-eps").textContent = decimal.format(w.events_per_second);
       const o = w.by_outcome;
       $("kpi-eps-sub").textContent =
-        "accepted " + decimal.format(o.accepted || 0) +
+        "last minute: accepted " + decimal.format(o.accepted || 0) +
         " · duplicates " + decimal.format(o.duplicate || 0) +
         " · rejected " + decimal.format(o.rejected || 0);
     }
@@ -136,11 +132,13 @@
     $("kpi-revenue-sub").textContent = data.rfm.buyers
       ? "average " + formatMoney(data.rfm.revenue / data.rfm.buyers, currency) + " per buyer"
       : "no buyer yet";
-    $("kpi-latency").textContent = formatDuration(w.decision_p95_seconds);
+    $("kpi-latency").textContent =
+      (w.decision_p95_above ? "> " : "") + formatDuration(w.decision_p95_seconds);
     $("kpi-latency-sub").textContent =
       w.decision_p50_seconds === null
         ? "no decision in the last minute"
-        : "median " + formatDuration(w.decision_p50_seconds) + ", last minute";
+        : "median " + (w.decision_p50_above ? "> " : "") + formatDuration(w.decision_p50_seconds) +
+          ", event time to decision, last minute";
     const dlq = $("kpi-dlq");
     dlq.textContent = w.deadletters_per_second === null ? "—" : decimal.format(w.deadletters_per_second) + "/s";
     dlq.className = "value" + (w.deadletters_per_second > 0 ? " warn" : "");
@@ -176,12 +174,12 @@
           (c.avg_revenue !== null ? ", average spend " + formatMoney(c.avg_revenue, data.currency) : "");
         cell.appendChild(el("span", "count", integer.format(c.customers)));
         cell.appendChild(
-          el("span", "spend", c.avg_revenue === null ? "no buyer" : "avg " + formatMoney(c.avg_revenue, data.currency))
+          el("span", "spend", c.avg_revenue === null ? "\u00a0" : "avg " + formatMoney(c.avg_revenue, data.currency))
         );
         nodes.push(cell);
       });
     });
-    nodes.push(el("div", "axis corner", "recency ↑ / frequency →"));
+    nodes.push(el("div", "axis corner", "R \\ F"));
     [1, 2, 3, 4, 5].forEach((f) => nodes.push(el("div", "axis", "F " + f)));
     grid.replaceChildren(...nodes);
   }
@@ -313,7 +311,7 @@
     const options = {
       width: chartWidth(node),
       height: 200,
-      legend: { show: true },
+      legend: { show: true, live: false },
       cursor: { drag: { x: false, y: false } },
       scales: { x: { time: true }, y: { range: (u, min, max) => [0, Math.max(max * 1.1, 1)] } },
       axes: [

@@ -254,11 +254,15 @@ def test_campaign_and_association_tables_fill_when_their_data_appears(
 
 
 def screenshot(browser: WebDriver, path: Path) -> Path:
-    """The whole page: the window is made as tall as the document first."""
-    height = browser.execute_script("return document.documentElement.scrollHeight")
-    browser.set_window_size(WIDTH, int(height) + 20)
+    """The whole page: the viewport is made as tall as the document first."""
+    height = int(browser.execute_script("return document.documentElement.scrollHeight"))
+    browser.execute_cdp_cmd(  # type: ignore[attr-defined]
+        "Emulation.setDeviceMetricsOverride",
+        {"width": WIDTH, "height": height, "deviceScaleFactor": 1, "mobile": False},
+    )
     time.sleep(0.5)  # charts follow the new size (ResizeObserver)
     assert browser.save_screenshot(str(path))
+    browser.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})  # type: ignore[attr-defined]
     return path
 
 

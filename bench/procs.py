@@ -1,0 +1,235 @@
+"""The processes the bench runs and watches: consumers as subprocesses, CPU, Prometheus text.
+
+Consumers run as children configured the way operators configure Rapport
+(``RAPPORT_*`` variables), die with the bench (``die_with_parent``), and are
+stopped with ``agents.demo.stop_process``. CPU time comes from
+``/proc/<pid>/stat`` (utime + stime of all threads), so no psutil is needed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from stream.app import INPUT_TOPICS
+from stream.devstack import die_with_parent
+from stream.settings import Settings
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+NOOP_APP = Path(__file__).with_name("noop_app.py")
+POLL_SECONDS = 0.1
+MACHINE = "machine"
+
+
+class BenchError(RuntimeError):
+    """A phase could not be measured; the message says what happened and where the log is."""
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The environment that makes a child read exactly these settings (and no stray ones)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAPPORT_")}
+    for name, value in settings.model_dump().items():
+        if value is not None:
+            env[f"RAPPORT_{name.upper()}"] = str(value)
+    return env
+
+
+def spawn(argv: list[str], settings: Settings, log: Path) -> subprocess.Popen[bytes]:
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            argv,
+            env=settings_env(settings),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            preexec_fn=die_with_parent,
+        )
+
+
+def start_worker(settings: Settings, log: Path) -> subprocess.Popen[bytes]:
+    """``rapport worker``, as in production."""
+    return spawn([sys.executable, "-m", "agents.cli", "worker"], settings, log)
+
+
+def start_noop(settings: Settings, log: Path) -> subprocess.Popen[bytes]:
+    """The faust no-op consumer (bench/noop_app.py)."""
+    return spawn([sys.executable, str(NOOP_APP)], settings, log)
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds all cores of the machine spent busy (not idle or waiting for I/O)."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle, iowait = fields[3], fields[4]
+    return (sum(fields[:8]) - idle - iowait) / CLOCK_TICKS
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process so far (0 once it is gone)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0.0
+    fields = stat[stat.rindex(")") + 2 :].split()  # fields from 3 (state) on
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # fields 14 and 15
+
+
+@dataclass(frozen=True, slots=True)
+class Mark:
+    """A moment of a measurement: monotonic time, events done, CPU seconds per process."""
+
+    t: float
+    count: float
+    cpu: dict[str, float]
+
+
+def mark(count: float, pids: Mapping[str, int]) -> Mark:
+    """Now; ``cpu`` also holds ``machine``: busy seconds of every core, whoever used them."""
+    cpu = {name: cpu_seconds(pid) for name, pid in pids.items()}
+    cpu[MACHINE] = machine_busy_seconds()
+    return Mark(time.monotonic(), count, cpu)
+
+
+@dataclass(frozen=True)
+class Window:
+    """From the first mark with progress to the first mark at the target."""
+
+    first: Mark
+    last: Mark
+
+    @property
+    def seconds(self) -> float:
+        return self.last.t - self.first.t
+
+    @property
+    def events(self) -> float:
+        return self.last.count - self.first.count
+
+    @property
+    def rate(self) -> float:
+        return self.events / self.seconds if self.seconds > 0 else math.nan
+
+    def cpu(self, name: str) -> float:
+        return self.last.cpu[name] - self.first.cpu[name]
+
+    def cpu_per_1k(self, name: str) -> float:
+        return 1000 * self.cpu(name) / self.events if self.events else math.nan
+
+    def cores(self) -> dict[str, float]:
+        """CPU used per process over the window, in cores (1.0 = one core busy).
+
+        ``other``: what the rest of the machine used meanwhile (other programs).
+        """
+        used = {name: self.cpu(name) / self.seconds for name in self.first.cpu}
+        mine = sum(v for k, v in used.items() if k != MACHINE)
+        used["other"] = max(0.0, used[MACHINE] - mine)  # both sampled: noise on short windows
+        return {name: round(value, 3) for name, value in used.items()}
+
+
+async def watch(
+    count: Callable[[], Awaitable[float]],
+    *,
+    target: int,
+    pids: Mapping[str, int],
+    proc: subprocess.Popen[bytes],
+    log: Path,
+    on_progress: Callable[[float], None],
+    start_timeout: float = 90.0,
+    stall_timeout: float = 60.0,
+) -> Window:
+    """Poll ``count`` until it reaches ``target``; the window starts at the first progress."""
+    started = time.monotonic()
+    first: Mark | None = None
+    last_change, last_count = started, 0.0
+    while True:
+        done = await count()
+        now = mark(done, pids)
+        on_progress(done)
+        if first is None and done > 0:
+            first = now
+        if first is not None and done >= target:
+            return Window(first, now)
+        if done != last_count:
+            last_change, last_count = now.t, done
+        check_alive(proc, log)
+        if first is None and now.t - started > start_timeout:
+            raise BenchError(f"no event consumed within {start_timeout:.0f}s; see {log}")
+        if first is not None and now.t - last_change > stall_timeout:
+            raise BenchError(f"stuck at {done:,.0f} of {target:,} events; see {log}")
+        await asyncio.sleep(POLL_SECONDS)
+
+
+def check_alive(proc: subprocess.Popen[bytes], log: Path) -> None:
+    if proc.poll() is not None:
+        raise BenchError(f"the consumer exited with code {proc.returncode}; see {log}")
+
+
+def fetch(url: str) -> bytes | None:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as answer:
+            return bytes(answer.read())
+    except OSError:
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    name: str
+    labels: dict[str, str]
+    value: float
+
+
+async def scrape(base: str) -> list[Sample]:
+    """Every sample of a worker's ``/metrics`` (empty while it is not answering)."""
+    body = await asyncio.to_thread(fetch, f"{base}/metrics")
+    if body is None:
+        return []
+    return [
+        Sample(s.name, dict(s.labels), s.value)
+        for family in text_string_to_metric_families(body.decode())
+        for s in family.samples
+    ]
+
+
+def events_counted(samples: list[Sample], topics: tuple[str, ...] = INPUT_TOPICS) -> float:
+    """``rapport_events_total`` summed over outcomes, for records of the given topics."""
+    return sum(
+        s.value
+        for s in samples
+        if s.name == "rapport_events_total" and s.labels.get("topic") in topics
+    )
+
+
+def histogram(samples: list[Sample], name: str) -> dict[float, float]:
+    """Cumulative bucket counts of a histogram: upper bound -> count."""
+    return {float(s.labels["le"]): s.value for s in samples if s.name == f"{name}_bucket"}
+
+
+def totals(samples: list[Sample], name: str, label: str) -> dict[str, tuple[float, float]]:
+    """Sum and count of a histogram per value of ``label`` (e.g. batch sizes per topic)."""
+    sums = {s.labels[label]: s.value for s in samples if s.name == f"{name}_sum"}
+    counts = {s.labels[label]: s.value for s in samples if s.name == f"{name}_count"}
+    return {key: (sums[key], counts.get(key, 0.0)) for key in sums}
+
+
+def means(
+    samples: list[Sample], name: str, label: str, since: list[Sample] | None = None
+) -> dict[str, dict[str, float]]:
+    """Observations and their mean per ``label`` value, only those after ``since``."""
+    now, before = totals(samples, name, label), totals(since or [], name, label)
+    out = {}
+    for key, (total, count) in now.items():
+        old_total, old_count = before.get(key, (0.0, 0.0))
+        if count > old_count:
+            mean = (total - old_total) / (count - old_count)
+            out[key] = {"count": count - old_count, "mean": round(mean, 6)}
+    return out
