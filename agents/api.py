@@ -13,7 +13,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from agents.context import Context
 from agents.refresh import refresh_population
 from models.clock import engine_now
-from models.customer import indexes
+from models.clv import summarize
+from models.customer import indexes, transactions
 from models.outputs import Internal
 from models.rfm import Rfm, recency_days, score_one
 from models.view import profile_view
@@ -42,7 +43,9 @@ def register_api(app: faust.App, ctx: Context) -> None:
                     status=404,
                 )
             rfm = await _rfm(state, now, ctx)
-            return self.json(profile_view(state.profile, now=now, rfm=rfm, config=ctx.view))
+            view = profile_view(state.profile, now=now, rfm=rfm, config=ctx.view)
+            view["clv"] = await _clv(state, now, ctx)
+            return self.json(view)
 
         async def delete(self, request: Request, customer_id: str) -> Response:
             """Right to erasure: the owner of the customer erases them (asynchronously)."""
@@ -68,6 +71,42 @@ def register_api(app: faust.App, ctx: Context) -> None:
                 key=lambda o: (-o.priority, -o.created_at, o.offer_id),
             )
             return self.json([offer_value(o) for o in live])
+
+    @app.page("/models/clv")
+    class ClvModelView(View):
+        async def get(self, request: Request) -> Response:
+            document = await ctx.models.load_clv()
+            if document is None:
+                return self.json(
+                    {
+                        "error": "no CLV model fitted yet: POST /admin/refresh once there are "
+                        "enough buyers with repeat orders"
+                    },
+                    status=404,
+                )
+            return self.json(document)
+
+    @app.page("/products/{product_id}/associations")
+    class AssociationsView(View):
+        async def get(self, request: Request, product_id: str) -> Response:
+            try:
+                min_count = int(request.query.get("min_count", "2"))
+                top_k = int(request.query.get("top_k", "10"))
+            except ValueError:
+                return self.json({"error": "min_count and top_k must be integers"}, status=400)
+            found = await ctx.models.associations(product_id, min_count=min_count, top_k=top_k)
+            return self.json(
+                [
+                    {
+                        "product_id": a.product_id,
+                        "support": a.support,
+                        "confidence": a.confidence,
+                        "lift": a.lift,
+                        "baskets": a.baskets,
+                    }
+                    for a in found
+                ]
+            )
 
     @app.page("/admin/refresh")
     class RefreshView(View):
@@ -114,6 +153,15 @@ async def _rfm(state: Any, now: int, ctx: Context) -> Rfm | None:
     return score_one(
         buyer, worse_r=worse_r, worse_f=worse_f, worse_m=worse_m, population=max(population, 1)
     )
+
+
+async def _clv(state: Any, now: int, ctx: Context) -> dict[str, float] | None:
+    """The customer scored with the fitted model (null before a fit or before any order)."""
+    fit = await ctx.models.load_clv_fit()
+    summary = summarize(transactions(state.profile), now=now)
+    if fit is None or summary is None:
+        return None
+    return fit.score(summary)
 
 
 def _authorized(request: Request, ctx: Context) -> bool:

@@ -11,7 +11,9 @@ from models.campaigns import EngineConfig
 from models.customer import StepConfig
 from models.view import ViewConfig
 from stream.campaign_file import load_book, modified_at
+from stream.facts import FactsSource
 from stream.metrics import Metrics
+from stream.models_store import ModelsStore
 from stream.publisher import Publisher
 from stream.settings import Settings
 from stream.store import Store
@@ -54,6 +56,8 @@ class Context:
     publisher: Publisher
     metrics: Metrics
     library: CampaignLibrary
+    models: ModelsStore
+    facts: FactsSource
     #: Serialises the customer flows of one worker: clicks and orders of one
     #: customer arrive on different topics, and two agents writing the same
     #: customer at once would only make each other retry and republish.

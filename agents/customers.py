@@ -22,12 +22,12 @@ from models.customer import (
     indexes,
     new_state,
 )
-from models.events import CatalogUpdate, LifecycleTick, Rejected
-from models.outputs import CampaignResult, Output, SegmentChange
+from models.events import CatalogUpdate, LifecycleTick, Order, Rejected
+from models.outputs import BasketChange, CampaignResult, Output, SegmentChange
 from stream.codecs import PARSERS
 from stream.internal_codec import parse_internal
 from stream.records import OutRecord, deadletter_record, output_records
-from stream.store import Write
+from stream.store import Stored, Write
 
 log = logging.getLogger(__name__)
 
@@ -123,6 +123,7 @@ async def process_batch(deliveries: Sequence[Delivery], suffix: str, ctx: Contex
         await ctx.publisher.publish(
             batch.outputs + [rec for o in outputs for rec in output_records(o)]
         )
+        await ctx.models.apply_changes(o for o in outputs if isinstance(o, BasketChange))
         count_published(outputs, ctx)
         await settle(saved, batch, ctx)
     if batch.newest_ts is not None:
@@ -144,12 +145,13 @@ async def apply_customers(
         if not pending:
             return done
         stored = await ctx.store.load(pending)
+        facts = await ctx.facts.for_products(products_to_recommend(stored, pending, ctx))
         writes: list[Write] = []
         counts: dict[str, tuple[int, int]] = {}
         for cid, envelopes in pending.items():
             current = stored[cid]
-            base = current.state or new_state(cid, current.fence)
-            folded = fold(base, envelopes, config=ctx.step)
+            base = current.state or new_state(cid, current.fence, erased=current.fence is not None)
+            folded = fold(base, envelopes, config=ctx.step, facts=facts)
             counts[cid] = (folded.accepted, folded.duplicates)
             if folded.changed:
                 writes.append(Write(cid, current.version, folded.state))
@@ -172,6 +174,31 @@ async def apply_customers(
         ]
         pending = {cid: pending[cid] for cid in conflicts}
     raise RuntimeError(f"customers {sorted(pending)[:5]} kept changing under this worker")
+
+
+def products_to_recommend(
+    stored: dict[str, Stored], pending: dict[str, list[Envelope]], ctx: Context
+) -> set[str]:
+    """Products whose bought-together partners this batch's decisions may need.
+
+    Those of due timers (a delayed cross-sell decides then), and those of new
+    orders only if some campaign recommends bought-together items at once.
+    """
+    at_once = any(
+        c.offer.items == "bought_together" and c.trigger.delay_ms == 0
+        for c in ctx.step.engine.book.campaigns
+    )
+    products: set[str] = set()
+    for cid, envelopes in pending.items():
+        for envelope in envelopes:
+            event = envelope.event
+            if isinstance(event, Order) and at_once:
+                products.update(item.product_id for item in event.items)
+            elif isinstance(event, LifecycleTick) and stored[cid].state is not None:
+                for item in stored[cid].state.profile.pending:
+                    if item.due <= event.ts:
+                        products.update(dict(item.context).get("products", ()))
+    return products
 
 
 async def settle(saved: list[Saved], batch: Sorted, ctx: Context) -> None:

@@ -9,11 +9,13 @@ refresh has the same id; two refreshes at different times converge.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
 from agents.context import Context
 from models.clock import engine_now, format_ts
+from models.clv import ClvUnavailable, clv_document, fit_clv, summarize
 from models.outputs import Internal
 from models.rfm import Rfm, recency_days, score_population
 from stream.records import internal_record
@@ -42,6 +44,7 @@ async def refresh_population(ctx: Context, *, as_of: int | None = None) -> dict[
         if population.segments.get(cid) != rfm.segment
     ]
     await ctx.publisher.publish([internal_record(c) for c in changed])
+    clv = await refit_clv(ctx, now=now, wall=wall)
     elapsed = time.perf_counter() - started
     ctx.metrics.refresh_seconds.observe(elapsed)
     return {
@@ -52,8 +55,24 @@ async def refresh_population(ctx: Context, *, as_of: int | None = None) -> dict[
             "expired_removed": expired,
             "cut_points": cut_points(population.buyers, scores, now=now),
         },
+        "clv": clv,
         "seconds": round(elapsed, 3),
     }
+
+
+async def refit_clv(ctx: Context, *, now: int, wall: int) -> dict[str, Any]:
+    """Fit BG/NBD + Gamma-Gamma on every buyer's orders up to ``now`` (off the event loop).
+
+    With too little data the previous model (if any) stays and the reason is reported.
+    """
+    history = await ctx.store.clv_transactions()
+    summaries = [s for tx in history.values() if (s := summarize(tx, now=now)) is not None]
+    fit = await asyncio.to_thread(fit_clv, summaries)
+    if isinstance(fit, ClvUnavailable):
+        return {"fitted": False, "reason": fit.reason, "n_customers": len(summaries)}
+    document = clv_document(fit, calibration_end=now, fitted_at=wall)
+    await ctx.models.save_clv(document)
+    return {"fitted": True, **document}
 
 
 def cut_points(

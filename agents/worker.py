@@ -21,7 +21,9 @@ from agents.dashboard import register_dashboard
 from agents.refresh import refresh_population
 from agents.timers import fire_due_timers
 from stream.app import RapportApp, create_app, raw_topic
+from stream.facts import FactsSource
 from stream.metrics import Metrics
+from stream.models_store import ModelsStore
 from stream.publisher import Publisher
 from stream.settings import Settings
 from stream.store import Store, connect
@@ -45,12 +47,15 @@ def build_worker(settings: Settings) -> RapportApp:
         fence_days=settings.fence_days,
         metrics=metrics,
     )
+    models = ModelsStore(redis, settings.redis_prefix)
     ctx = Context(
         settings=settings,
         store=store,
         publisher=Publisher(app, settings),
         metrics=metrics,
         library=CampaignLibrary(settings),
+        models=models,
+        facts=FactsSource(models, prefix=settings.redis_prefix),
     )
     for suffix in CUSTOMER_TOPICS:
         register_flow(app, ctx, suffix, process_batch)

@@ -30,9 +30,18 @@ from urllib.parse import urlsplit, urlunsplit
 
 import orjson
 import redis
-from floor import run_floor
-from latency import Latencies, histogram_quantile, measure_latency, percentile
-from procs import (
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from speed.floor import run_floor
+from speed.latency import Latencies, histogram_quantile, measure_latency, percentile
+from speed.procs import (
     BenchError,
     Sample,
     Window,
@@ -46,17 +55,8 @@ from procs import (
     start_worker,
     watch,
 )
-from report import FIGURES, cpu_table, medians, table, write_json
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    SpinnerColumn,
-    TextColumn,
-    TimeElapsedColumn,
-)
-from workload import LiveLoad, Workload, build_workload, produce, wall_ms
+from speed.report import FIGURES, cpu_table, medians, table, write_json
+from speed.workload import LiveLoad, Workload, build_workload, produce, wall_ms
 
 from agents.demo import stop_process
 from stream.app import INPUT_TOPICS, INTERNAL_TOPICS

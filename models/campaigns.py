@@ -27,7 +27,6 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from itertools import pairwise
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
@@ -55,6 +54,7 @@ from models.outputs import (
     derive_id,
 )
 from models.profile import Profile, has_consent, order_totals
+from models.rhythm import next_purchase_due
 from models.tiers import TierConfig, tier_for
 from models.windows import window_counts
 
@@ -285,19 +285,19 @@ def _schedule(profile: Profile, moment: Moment, book: CampaignBook) -> Profile:
             continue
         trigger = campaign.trigger
         if trigger.kind == "replenishment" and moment.event_name == "order_placed":
-            for category in dict(moment.context).get("categories", []):
-                due = moment.at + _interval(profile, category, trigger.interval_days)
-                pending = _park(
-                    pending,
-                    Pending(
-                        campaign.name,
-                        due,
-                        "trigger",
-                        moment.trigger_event_id,
-                        key=category,
-                        context=(("category", category),),
-                    ),
+            for category in dict(moment.context).get("categories", ()):
+                due = _replenish_at(profile, category, trigger.interval_days)
+                if due is None:
+                    continue
+                item = Pending(
+                    campaign.name,
+                    due,
+                    "trigger",
+                    moment.trigger_event_id,
+                    key=category,
+                    context=(("category", category),),
                 )
+                pending = _park(pending, item)
         elif trigger.kind == "birthday":
             due = next_birthday(profile, after=moment.at, hour=trigger.local_hour)
             if due is not None and not any(p.campaign == campaign.name for p in pending):
@@ -324,16 +324,14 @@ def _park(pending: list[Pending], item: Pending) -> list[Pending]:
     return [*kept, item]
 
 
-def _interval(profile: Profile, category: str, prior_days: float) -> int:
-    """The customer's own rhythm in a category, shrunk towards the prior (k = 2 intervals)."""
-    times = sorted(
+def _replenish_at(profile: Profile, category: str, prior_days: float) -> int | None:
+    """When the customer is due again in a category: their rhythm, shrunk to the prior."""
+    times = [
         f.ts
         for f in profile.order_facts.values()
         if f.counts and f.ts is not None and category in f.categories
-    )
-    gaps = [b - a for a, b in pairwise(times) if b - a >= DAY_MS]
-    prior_ms = prior_days * DAY_MS
-    return int((2 * prior_ms + sum(gaps)) / (2 + len(gaps)))
+    ]
+    return next_purchase_due(times, (prior_days, 0))
 
 
 def next_birthday(profile: Profile, *, after: int, hour: int) -> int | None:

@@ -29,9 +29,18 @@ from models.events import (
     EraseRequest,
     LifecycleTick,
     MergeOut,
+    Order,
     RfmUpdate,
 )
-from models.outputs import Forward, Internal, Output, SegmentChange, Tombstone
+from models.outputs import (
+    BasketChange,
+    CampaignResult,
+    Forward,
+    Internal,
+    Output,
+    SegmentChange,
+    Tombstone,
+)
 from models.profile import (
     Profile,
     ProfileConfig,
@@ -111,8 +120,13 @@ class Envelope:
     raw: bytes | None = None
 
 
-def new_state(customer_id: str, applied: Applied | None = None) -> CustomerState:
-    return CustomerState(profile=Profile(customer_id=customer_id), applied=applied or Applied())
+def new_state(
+    customer_id: str, applied: Applied | None = None, *, erased: bool = False
+) -> CustomerState:
+    """An empty state; ``erased`` for a customer known only by an erasure fence."""
+    return CustomerState(
+        profile=Profile(customer_id=customer_id), applied=applied or Applied(), erased=erased
+    )
 
 
 def step(
@@ -138,6 +152,10 @@ def step(
         applied = remember_offset(state.applied, source, offset)
         return Step(state=replace(state, applied=applied), duplicate=True)
     applied = remember(state.applied, event.event_id, source, offset, keep=config.dedup_ids)
+    if state.erased and isinstance(event, InternalEvent):
+        # Timers, RFM updates, merges or campaign triggers still in flight for an
+        # erased customer must not bring them back: only their own new events can.
+        return Step(state=replace(state, applied=applied), duplicate=False)
     if state.erased:  # a later event after an erasure starts a new, empty profile
         fresh = new_state(state.profile.customer_id, state.applied)
         state = replace(fresh, outbox=state.outbox)
@@ -161,9 +179,10 @@ def step(
 def erase(state: CustomerState, ts: int, applied: Applied) -> CustomerState:
     """Right to erasure: drop everything, pending outputs included; say goodbye once.
 
-    The outbox keeps only the segment exits, the tombstones and the erasure of
-    any anonymous ids merged into this customer; the store deletes the key once
-    they are published.
+    Pending offers and messages are dropped from the outbox; what stays is what
+    was already said about segments, the segment exits, the tombstones and the
+    erasure of any anonymous ids merged into this customer. The store deletes
+    the key once they are published.
     """
     profile = state.profile
     cid = profile.customer_id
@@ -172,10 +191,11 @@ def erase(state: CustomerState, ts: int, applied: Applied) -> CustomerState:
         Internal("erase", alias, f"erase:{alias}:{ts}", ts) for alias in profile.aliases
     )
     tombstones = tuple(Tombstone(topic, cid) for topic in TOMBSTONE_TOPICS)
+    goodbyes = tuple(o for o in state.outbox if not isinstance(o, CampaignResult))
     return CustomerState(
         profile=Profile(customer_id=cid),
         applied=applied,
-        outbox=(*exits, *tombstones, *aliases),
+        outbox=(*goodbyes, *exits, *tombstones, *aliases),
         erased=True,
     )
 
@@ -202,7 +222,25 @@ def _apply(
     if isinstance(event, CampaignTrigger):
         return profile, ()
     after = apply_event(profile, event, config=config.profile)
-    return after, _claims(profile, after)
+    baskets = _basket_changes(profile, after, event) if isinstance(event, Order) else ()
+    return after, (*_claims(profile, after), *baskets)
+
+
+def _basket_changes(before: Profile, after: Profile, event: Order) -> tuple[BasketChange, ...]:
+    """An order's products join the basket counts when it starts counting, leave when it stops."""
+    was = before.order_facts.get(event.order_id)
+    now = after.order_facts.get(event.order_id)
+    old = was.products if was is not None and was.counts else None
+    new = now.products if now is not None and now.counts else None
+    if old == new:
+        return ()
+    token = f"{after.customer_id}:{event.order_id}:{event.event_id}"
+    changes = []
+    if old:
+        changes.append(BasketChange(f"{token}:-", old, -1))
+    if new:
+        changes.append(BasketChange(f"{token}:+", new, +1))
+    return tuple(changes)
 
 
 def _campaigns(
@@ -328,6 +366,8 @@ class Indexes:
     watching: Mapping[str, int] = field(default_factory=dict)
     dropped_affinity: tuple[str, ...] = ()
     dropped_watching: tuple[str, ...] = ()
+    #: (time, value) of live orders for the CLV fit; () removes the entry, None: unchanged.
+    transactions: tuple[tuple[int, float], ...] | None = None
 
 
 def indexes(
@@ -369,6 +409,14 @@ def indexes(
         watching={pid: ts for pid, ts in watched.items() if was_watched.get(pid) != ts},
         dropped_affinity=tuple(sorted(set(old.affinity) - set(profile.affinity))),
         dropped_watching=tuple(sorted(set(was_watched) - set(watched))),
+        transactions=None if transactions(profile) == transactions(old) else transactions(profile),
+    )
+
+
+def transactions(profile: Profile) -> tuple[tuple[int, float], ...]:
+    """The customer's live orders as (time, value), oldest first: the CLV model's input."""
+    return tuple(
+        sorted((f.ts, f.total or 0.0) for f in profile.order_facts.values() if f.counts and f.ts)
     )
 
 

@@ -129,4 +129,17 @@ class Tombstone:
     customer_id: str
 
 
-Output = CampaignResult | SegmentChange | Internal | Forward | Tombstone
+@dataclass(frozen=True, slots=True)
+class BasketChange:
+    """An order starts (+1) or stops (-1) counting as a basket for the associations.
+
+    ``token`` is unique per change (customer, order, sign, event), so applying a
+    republished change again is recognised and skipped.
+    """
+
+    token: str
+    products: tuple[str, ...]
+    sign: int
+
+
+Output = CampaignResult | SegmentChange | Internal | Forward | Tombstone | BasketChange

@@ -54,3 +54,8 @@ def affinity_index(prefix: str, category: str) -> str:
 def watchers(prefix: str, product_id: str) -> str:
     """Customers who viewed or wishlisted a product, by when they last did."""
     return f"{prefix}{{watch:{product_id}}}"
+
+
+def clv_transactions(prefix: str) -> str:
+    """Hash: customer -> their live orders as [[time, value], ...] (input of the CLV fit)."""
+    return f"{prefix}{{clv}}:transactions"

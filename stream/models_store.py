@@ -41,7 +41,7 @@ product's answer never looks at more than ``keep`` partners, pruned yet or not.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,14 +52,16 @@ from models.associations import (
     Association,
     Delta,
     associations_for,
+    basket_delta,
     combine_deltas,
     partner_increments,
     prune_partners,
 )
 from models.clv import ClvFit, clv_fit_from_document
+from models.outputs import BasketChange
 
 DEFAULT_KEEP = 100
-MARKER_TTL_MS = 600_000
+MARKER_TTL_MS = 86_400_000  # a republished change comes back within minutes
 PRUNE_BATCH = 200
 # Lua's unpack() is limited to a few thousand values; HMGET in slices of this size.
 _SLICE = 1000
@@ -184,6 +186,50 @@ class ModelsStore:
         token = uuid.uuid4().hex
         keys, args = self._apply_arguments(delta, token)
         return bool(await self._apply(keys=keys, args=args))
+
+    async def apply_changes(self, changes: Iterable[BasketChange]) -> int:
+        """Apply the basket changes of published outboxes, each at most once (by its token).
+
+        Tokens are deterministic (customer, order, event, sign), so a change that is
+        published again after a crash finds its marker and is skipped. Returns how
+        many were applied now.
+        """
+        todo = list(changes)
+        if not todo:
+            return 0
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for change in todo:
+                keys, args = self._apply_arguments(
+                    basket_delta(change.products, change.sign), change.token
+                )
+                await self._apply(keys=keys, args=args, client=pipe)
+            applied = await pipe.execute()
+        return sum(1 for a in applied if a)
+
+    async def best_sellers(
+        self,
+        *,
+        product_key: Callable[[str], str],
+        limit: int = 10,
+    ) -> dict[str, tuple[str, ...]]:
+        """Per category, the products in the most live baskets (popular-in-category)."""
+        items = {
+            _text(k): int(v)
+            for k, v in (await self.redis.hgetall(assoc_items_key(self.prefix))).items()
+            if int(v) > 0
+        }
+        products = sorted(items)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for product in products:
+                pipe.hget(product_key(product), "category")
+            categories = await pipe.execute()
+        ranked: dict[str, list[tuple[int, str]]] = {}
+        for product, category in zip(products, categories, strict=True):
+            if category is not None:
+                ranked.setdefault(_text(category), []).append((-items[product], product))
+        return {
+            cat: tuple(p for _, p in sorted(entries)[:limit]) for cat, entries in ranked.items()
+        }
 
     def _apply_arguments(self, delta: Delta, token: str) -> tuple[list[str], list[Any]]:
         p = self.prefix

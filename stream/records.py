@@ -9,6 +9,7 @@ import orjson
 
 from models.clock import format_ts
 from models.outputs import (
+    BasketChange,
     CampaignResult,
     Decision,
     Forward,
@@ -49,6 +50,8 @@ def output_records(output: Output) -> list[OutRecord]:
         return [internal_record(output)]
     if isinstance(output, Forward):
         return [forward_record(output)]
+    if isinstance(output, BasketChange):
+        return []  # applied to the association counts in Redis, not published
     assert isinstance(output, Tombstone)
     return [OutRecord(output.topic, output.customer_id, None)]
 

@@ -16,6 +16,7 @@ from models.customer import CustomerState
 from models.dedup import Applied
 from models.ledger import Sent
 from models.outputs import (
+    BasketChange,
     CampaignResult,
     Coupon,
     Decision,
@@ -184,6 +185,13 @@ def output_to_plain(output: Output) -> dict[str, Any]:
     if isinstance(output, Internal):
         body = [[k, profile_to_plain(v) if isinstance(v, Profile) else v] for k, v in output.body]
         return {"t": "internal", **_fields(output), "body": body}
+    if isinstance(output, BasketChange):
+        return {
+            "t": "basket",
+            "token": output.token,
+            "products": list(output.products),
+            "sign": output.sign,
+        }
     if isinstance(output, Forward):
         return {
             "t": "forward",
@@ -191,6 +199,7 @@ def output_to_plain(output: Output) -> dict[str, Any]:
             "customer_id": output.customer_id,
             "raw": base64.b64encode(output.raw).decode(),
         }
+    assert isinstance(output, Tombstone)
     return {"t": "tombstone", "topic": output.topic, "customer_id": output.customer_id}
 
 
@@ -206,6 +215,8 @@ def output_from_plain(doc: dict[str, Any]) -> Output:
             (k, profile_from_plain(v) if k == "profile" else v) for k, v in fields.pop("body")
         )
         return Internal(**fields, body=body)
+    if kind == "basket":
+        return BasketChange(fields["token"], tuple(fields["products"]), fields["sign"])
     if kind == "forward":
         return Forward(fields["topic"], fields["customer_id"], base64.b64decode(fields["raw"]))
     return Tombstone(**fields)

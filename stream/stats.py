@@ -5,9 +5,10 @@ Two sources, two scopes, said on the page too:
 * **Redis** (every worker answers the same): the RFM buyer population scored
   exactly at the engine clock (``models.rfm.score_population``) and counted
   in an R x F grid with average revenue per cell, RFM segments, spend tiers
-  and lifecycle stages of buyers; campaign results and top product
-  associations when a writer has stored them (absent keys are empty lists).
-  Prospects (no live order) are in no index, so they are not counted.
+  and lifecycle stages of buyers; the strongest product pairs among the best
+  sellers (``stream.models_store``); campaign results once attribution writes
+  them (an absent key is an empty list). Prospects (no live order) are in no
+  index, so they are not counted.
 * **this worker's Prometheus registry**: counter snapshots sampled in memory
   (``Sampler``) give events/s, deadletters/s and decision latency over the
   last minute as deltas; decision outcomes and suppression reasons are
@@ -35,19 +36,22 @@ import orjson
 from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
 
+from models.associations import Association
 from models.clock import engine_now, format_ts
 from models.lifecycle import lifecycle_stage
 from models.rfm import SEGMENTS, score_population
 from models.segments import SegmentConfig
 from models.tiers import tier_for
+from stream.models_store import ModelsStore, assoc_items_key
 
 #: Lifecycle stages a buyer can be in, in funnel order (``prospect`` has no order).
 BUYER_STAGES = ("new", "active", "loyal", "at_risk", "lapsed")
 SCORES = (1, 2, 3, 4, 5)
 OUTCOMES = ("accepted", "duplicate", "rejected")
-#: Rows read from an optional Redis hash (campaigns, associations): a bound on the page's cost.
+#: Rows read from the optional campaign hash: a bound on the page's cost.
 MAX_HASH_ROWS = 500
-TOP_ASSOCIATIONS = 10
+TOP_PAIRS = 10
+TOP_SELLERS = 20
 
 Labels = tuple[tuple[str, str], ...]
 SampleKey = tuple[str, Labels]
@@ -62,21 +66,15 @@ WATERMARK = "rapport_event_time_watermark_seconds"
 WATCHED = frozenset({EVENTS, DEADLETTERS, DECISIONS, OFFERS, MESSAGES, LATENCY_BUCKET, WATERMARK})
 
 
-# --- Redis keys written by other flows -------------------------------------------------------
-# These belong in stream/keys.py (key names are built in one place); they live here until
-# that module can take them. Both are optional: a missing key means "no data yet".
+# --- campaign results: written by attribution (to come) ----------------------------------------
+# The key belongs in stream/keys.py (key names are built in one place); it lives here until
+# that module can take it. A missing key means "no campaign data yet".
 
 
 def campaign_stats_key(prefix: str) -> str:
     """Hash: campaign -> JSON ``{sent, suppressed, holdout, converted, uplift, uplift_low,
     uplift_high}`` (uplift: treated minus holdout conversion rate, with its 95% interval)."""
     return f"{prefix}{{campaigns}}:stats"
-
-
-def associations_key(prefix: str) -> str:
-    """Hash: ``"<product_id>|<other_product_id>"`` -> JSON ``{support, confidence, lift,
-    baskets}``; the refresh keeps only the strongest pairs in it."""
-    return f"{prefix}{{assoc}}:top"
 
 
 # --- the buyer population ---------------------------------------------------------------------
@@ -166,7 +164,7 @@ def population_stats(
     )
 
 
-# --- campaigns and associations (written by other flows, possibly absent) --------------------
+# --- campaign rows ----------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,16 +183,6 @@ class CampaignSource(Protocol):
     """Where campaign results come from (attribution and uplift); may be empty."""
 
     async def __call__(self) -> list[CampaignRow]: ...
-
-
-@dataclass(frozen=True, slots=True)
-class Association:
-    product_id: str
-    other_product_id: str
-    support: float | None
-    confidence: float | None
-    lift: float | None
-    baskets: int | None
 
 
 async def read_json_hash(redis: Redis, key: str, *, limit: int = MAX_HASH_ROWS) -> dict[str, Any]:
@@ -248,42 +236,71 @@ def redis_campaigns(redis: Redis, prefix: str) -> CampaignSource:
     return read
 
 
-class AssociationSource(Protocol):
+# --- product associations (stream.models_store) ----------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Pair:
+    """Two products bought together; ``product_id`` is the better seller of the two."""
+
+    product_id: str
+    other_product_id: str
+    support: float
+    confidence: float  # P(other | product)
+    lift: float
+    baskets: int
+
+
+class PairSource(Protocol):
     """Where the strongest product pairs come from; may be empty."""
 
-    async def __call__(self) -> list[Association]: ...
+    async def __call__(self) -> list[Pair]: ...
 
 
-def redis_associations(redis: Redis, prefix: str) -> AssociationSource:
-    """The default association source: the ``associations_key`` hash, empty until written."""
+def strongest_pairs(
+    by_product: Iterable[tuple[str, Iterable[Association]]], *, limit: int = TOP_PAIRS
+) -> list[Pair]:
+    """Each unordered pair once, from the side listed first; highest lift, then most baskets.
 
-    async def read() -> list[Association]:
-        return top_associations(await read_json_hash(redis, associations_key(prefix)))
+    ``by_product`` lists products best seller first, each with its associations as
+    ``GET /products/{id}/associations`` answers them.
+    """
+    seen: set[frozenset[str]] = set()
+    pairs = []
+    for product, associations in by_product:
+        for a in associations:
+            key = frozenset((product, a.product_id))
+            if key in seen:
+                continue
+            seen.add(key)
+            pairs.append(Pair(product, a.product_id, a.support, a.confidence, a.lift, a.baskets))
+    pairs.sort(key=lambda p: (-p.lift, -p.baskets, p.product_id, p.other_product_id))
+    return pairs[:limit]
+
+
+def store_pairs(
+    models: ModelsStore, *, sellers: int = TOP_SELLERS, per_product: int = 5
+) -> PairSource:
+    """The strongest partners of the best sellers (products in the most live baskets).
+
+    One read of the basket counts per product (a hash of one field per product
+    ever sold), then one association read per best seller; empty until orders
+    with items arrive.
+    """
+
+    async def read() -> list[Pair]:
+        counts = await models.redis.hgetall(assoc_items_key(models.prefix))
+        ranked = sorted(
+            ((int(n), k.decode() if isinstance(k, bytes) else str(k)) for k, n in counts.items()),
+            key=lambda item: (-item[0], item[1]),
+        )
+        best = [product for n, product in ranked[:sellers] if n > 0]
+        answers = await asyncio.gather(
+            *(models.associations(product, top_k=per_product) for product in best)
+        )
+        return strongest_pairs(zip(best, answers, strict=True))
 
     return read
-
-
-def top_associations(
-    raw: Mapping[str, Mapping[str, Any]], *, limit: int = TOP_ASSOCIATIONS
-) -> list[Association]:
-    """The strongest pairs: highest lift, then most baskets; malformed fields are skipped."""
-    pairs = []
-    for name, v in raw.items():
-        first, sep, second = name.partition("|")
-        if not sep or not first or not second:
-            continue
-        pairs.append(
-            Association(
-                product_id=first,
-                other_product_id=second,
-                support=_number(v.get("support")),
-                confidence=_number(v.get("confidence")),
-                lift=_number(v.get("lift")),
-                baskets=_count(v.get("baskets")),
-            )
-        )
-    pairs.sort(key=lambda a: (-(a.lift or 0.0), -(a.baskets or 0), a.product_id))
-    return pairs[:limit]
 
 
 # --- this worker's metrics, sampled in memory -------------------------------------------------
@@ -537,7 +554,7 @@ class RedisPart:
     now: int
     population: PopulationStats
     campaigns: list[CampaignRow]
-    associations: list[Association]
+    associations: list[Pair]
 
 
 class DashboardStats:
@@ -557,7 +574,7 @@ class DashboardStats:
         segments: Callable[[], SegmentConfig],
         currency: str,
         campaigns: CampaignSource | None = None,
-        associations: AssociationSource | None = None,
+        associations: PairSource | None = None,
         ttl: float = 3.0,
         window: float = 60.0,
         wall: Callable[[], float] = time.time,
@@ -569,8 +586,8 @@ class DashboardStats:
         self.segments = segments
         self.currency = currency
         self.campaigns: CampaignSource = campaigns or redis_campaigns(store.redis, store.prefix)
-        self.associations: AssociationSource = associations or redis_associations(
-            store.redis, store.prefix
+        self.associations: PairSource = associations or store_pairs(
+            ModelsStore(store.redis, store.prefix)
         )
         self.ttl = ttl
         self.window = window

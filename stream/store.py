@@ -17,6 +17,7 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+import orjson
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 from redis.backoff import ExponentialBackoff
@@ -261,6 +262,10 @@ class Store:
             pipe.zadd(keys.watchers(p, product_id), {cid: ts})
         for product_id in entry.dropped_watching:
             pipe.zrem(keys.watchers(p, product_id), cid)
+        if entry.transactions == ():
+            pipe.hdel(keys.clv_transactions(p), cid)
+        elif entry.transactions is not None:
+            pipe.hset(keys.clv_transactions(p), cid, orjson.dumps(entry.transactions))
 
     async def read(self, customer_id: str) -> CustomerState | None:
         raw = await self.redis.hget(keys.customer_state(self.prefix, customer_id), "s")
@@ -311,6 +316,12 @@ class Store:
         }
         return Population(buyers, {k.decode(): v.decode() for k, v in segments.items()})
 
+    async def clv_transactions(self) -> dict[str, list[tuple[int, float]]]:
+        raw = await self.redis.hgetall(keys.clv_transactions(self.prefix))
+        return {
+            k.decode(): [(int(t), float(v)) for t, v in orjson.loads(x)] for k, x in raw.items()
+        }
+
     async def drop_expired_buyers(self, customer_ids: Sequence[str]) -> int:
         """Remove index entries of customers whose state expired (retention) from the indexes."""
         async with self.redis.pipeline(transaction=False) as pipe:
@@ -323,6 +334,7 @@ class Store:
                 for dim in "rfm":
                     pipe.zrem(keys.rfm_index(self.prefix, dim), *gone)
                 pipe.hdel(keys.rfm_segments(self.prefix), *gone)
+                pipe.hdel(keys.clv_transactions(self.prefix), *gone)
                 pipe.zrem(keys.timers_due(self.prefix), *gone)
                 await pipe.execute()
         return len(gone)

