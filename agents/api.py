@@ -12,6 +12,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from agents.context import Context
 from agents.refresh import refresh_population
+from agents.results import all_reports, campaign_report
+from models.attribution import ALL
 from models.clock import engine_now
 from models.clv import summarize
 from models.customer import indexes, transactions
@@ -71,6 +73,22 @@ def register_api(app: faust.App, ctx: Context) -> None:
                 key=lambda o: (-o.priority, -o.created_at, o.offer_id),
             )
             return self.json([offer_value(o) for o in live])
+
+    @app.page("/campaigns")
+    class CampaignsView(View):
+        async def get(self, request: Request) -> Response:
+            """Every campaign (and ``_all`` against the global control group)."""
+            return self.json(await all_reports(ctx))
+
+    @app.page("/campaigns/{name}")
+    class CampaignView(View):
+        async def get(self, request: Request, name: str) -> Response:
+            known = {c.name for c in ctx.step.engine.book.campaigns} | {ALL}
+            if name not in known:
+                return self.json(
+                    {"error": f"unknown campaign {name!r}", "campaigns": sorted(known)}, status=404
+                )
+            return self.json(await campaign_report(ctx, name))
 
     @app.page("/models/clv")
     class ClvModelView(View):

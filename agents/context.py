@@ -11,6 +11,7 @@ from models.campaigns import EngineConfig
 from models.customer import StepConfig
 from models.view import ViewConfig
 from stream.campaign_file import load_book, modified_at
+from stream.campaign_stats import CampaignStats
 from stream.facts import FactsSource
 from stream.metrics import Metrics
 from stream.models_store import ModelsStore
@@ -58,6 +59,7 @@ class Context:
     library: CampaignLibrary
     models: ModelsStore
     facts: FactsSource
+    campaign_stats: CampaignStats
     #: Serialises the customer flows of one worker: clicks and orders of one
     #: customer arrive on different topics, and two agents writing the same
     #: customer at once would only make each other retry and republish.

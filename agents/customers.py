@@ -23,7 +23,7 @@ from models.customer import (
     new_state,
 )
 from models.events import CatalogUpdate, LifecycleTick, Order, Rejected
-from models.outputs import BasketChange, CampaignResult, Output, SegmentChange
+from models.outputs import BasketChange, CampaignResult, CampaignStat, Output, SegmentChange
 from stream.codecs import PARSERS
 from stream.internal_codec import parse_internal
 from stream.records import OutRecord, deadletter_record, output_records
@@ -124,6 +124,7 @@ async def process_batch(deliveries: Sequence[Delivery], suffix: str, ctx: Contex
             batch.outputs + [rec for o in outputs for rec in output_records(o)]
         )
         await ctx.models.apply_changes(o for o in outputs if isinstance(o, BasketChange))
+        await ctx.campaign_stats.apply(o for o in outputs if isinstance(o, CampaignStat))
         count_published(outputs, ctx)
         await settle(saved, batch, ctx)
     if batch.newest_ts is not None:

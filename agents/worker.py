@@ -21,6 +21,7 @@ from agents.dashboard import register_dashboard
 from agents.refresh import refresh_population
 from agents.timers import fire_due_timers
 from stream.app import RapportApp, create_app, raw_topic
+from stream.campaign_stats import CampaignStats
 from stream.facts import FactsSource
 from stream.metrics import Metrics
 from stream.models_store import ModelsStore
@@ -56,6 +57,7 @@ def build_worker(settings: Settings) -> RapportApp:
         library=CampaignLibrary(settings),
         models=models,
         facts=FactsSource(models, prefix=settings.redis_prefix),
+        campaign_stats=CampaignStats(redis, settings.redis_prefix),
     )
     for suffix in CUSTOMER_TOPICS:
         register_flow(app, ctx, suffix, process_batch)

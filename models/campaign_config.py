@@ -134,6 +134,7 @@ class CampaignBook:
     ledger: LedgerConfig = field(default_factory=LedgerConfig)
     currency: str = "EUR"
     fanout_limit: int = 10_000  # most customers one catalog event may reach
+    attribution_window_ms: int = 7 * 86_400_000  # an order this soon after counts
 
     def named(self, name: str) -> Campaign | None:
         return next((c for c in self.campaigns if c.name == name), None)
@@ -169,7 +170,17 @@ def build_book(doc: Mapping[str, Any], *, source: str, currency: str = "EUR") ->
     if duplicates:
         raise CampaignFileError(f"{source}: campaign names must be unique: {duplicates}")
     fanout = int(settings.get("fanout_limit", 10_000)) if isinstance(settings, Mapping) else 10_000
-    return CampaignBook(campaigns=campaigns, ledger=ledger, currency=currency, fanout_limit=fanout)
+    window = parse_duration(
+        settings.get("attribution_window", "7d") if isinstance(settings, Mapping) else "7d",
+        where=f"{source}: settings.attribution_window",
+    )
+    return CampaignBook(
+        campaigns=campaigns,
+        ledger=ledger,
+        currency=currency,
+        fanout_limit=fanout,
+        attribution_window_ms=window,
+    )
 
 
 def _ledger(settings: Any, source: str) -> LedgerConfig:
@@ -185,6 +196,7 @@ def _ledger(settings: Any, source: str) -> LedgerConfig:
             "default_timezone",
             "control_group_percent",
             "fanout_limit",
+            "attribution_window",
             "__line__",
         },
         where,

@@ -12,10 +12,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
+from models.attribution import attribute_order, expose, touch
 from models.campaigns import (
     CatalogFacts,
     EngineConfig,
     Moment,
+    event_name,
     moment_of,
     next_pending_due,
     pending_due,
@@ -27,6 +29,7 @@ from models.events import (
     CustomerEvent,
     CustomerUpdate,
     EraseRequest,
+    Feedback,
     LifecycleTick,
     MergeOut,
     Order,
@@ -171,7 +174,10 @@ def step(
         profile, decided = _campaigns(
             before, profile, event, changes, config, facts or CatalogFacts()
         )
-        outputs += (*changes, *decided)
+        results = tuple(o for o in decided if isinstance(o, CampaignResult))
+        exposures, exposed = expose(profile.exposures, results, profile.customer_id)
+        profile = replace(profile, exposures=exposures)
+        outputs += (*changes, *decided, *exposed)
     updated = CustomerState(profile=profile, applied=applied, outbox=state.outbox + outputs)
     return Step(state=updated, duplicate=False, outputs=outputs)
 
@@ -272,7 +278,22 @@ def _campaigns(
         moment = Moment(at=event.ts, trigger_event_id=event.event_id, entered=entered)
         return run_campaigns(after, moment, config=config.engine, facts=facts)
     moment = moment_of(before, after, event, changes)
-    return run_campaigns(after, moment, config=config.engine, facts=facts)
+    converted = _conversions(before, after, event, config)
+    if isinstance(event, Feedback):
+        exposures, touched = touch(after.exposures, event)
+        after, converted = replace(after, exposures=exposures), touched
+    after, results = run_campaigns(after, moment, config=config.engine, facts=facts)
+    return after, (*converted, *results)
+
+
+def _conversions(
+    before: Profile, after: Profile, event: AnyEvent, config: StepConfig
+) -> tuple[Output, ...]:
+    """A newly counted order converts (and may be attributed to) earlier exposures."""
+    if not isinstance(event, Order) or event_name(before, after, event) != "order_placed":
+        return ()
+    window = config.engine.book.attribution_window_ms
+    return attribute_order(before.exposures, event, window_ms=window)
 
 
 def _claims(before: Profile, after: Profile) -> tuple[Output, ...]:
@@ -368,6 +389,9 @@ class Indexes:
     dropped_watching: tuple[str, ...] = ()
     #: (time, value) of live orders for the CLV fit; () removes the entry, None: unchanged.
     transactions: tuple[tuple[int, float], ...] | None = None
+    #: On erasure: campaigns and orders whose results must forget the customer.
+    forget_campaigns: tuple[str, ...] = ()
+    forget_orders: tuple[str, ...] = ()
 
 
 def indexes(
@@ -382,6 +406,9 @@ def indexes(
             due=None,
             dropped_affinity=tuple(sorted(old.affinity)),
             dropped_watching=tuple(sorted(_watched(old))),
+            transactions=(),
+            forget_campaigns=tuple(sorted(old.exposures)) if state.erased else (),
+            forget_orders=tuple(sorted(old.order_facts)) if state.erased else (),
         )
     totals = order_totals(profile)
     buyer = None

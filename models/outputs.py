@@ -142,4 +142,22 @@ class BasketChange:
     sign: int
 
 
-Output = CampaignResult | SegmentChange | Internal | Forward | Tombstone | BasketChange
+@dataclass(frozen=True, slots=True)
+class CampaignStat:
+    """One fact about one customer for one campaign (``order_id``/``value`` for revenue).
+
+    ``group`` is ``treatment`` or ``holdout``; ``kind`` one of exposed, delivered,
+    opened, clicked, converted, attributed (``models.attribution``).
+    """
+
+    campaign: str
+    group: Literal["treatment", "holdout"]
+    kind: Literal["exposed", "delivered", "opened", "clicked", "converted", "attributed"]
+    customer_id: str
+    order_id: str | None = None
+    value: float = 0.0
+
+
+Output = (
+    CampaignResult | SegmentChange | Internal | Forward | Tombstone | BasketChange | CampaignStat
+)

@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
 from models.affinity import AffinityConfig, add_affinity, merge_affinity
+from models.attribution import Exposure
 from models.events import Channel, Click, CustomerEvent, CustomerUpdate, Feedback, Order
 from models.ledger import Sent
 from models.outputs import Offer, Pending
@@ -91,6 +92,7 @@ class Profile:
     pending: tuple[Pending, ...] = ()  # delayed triggers and held messages
     sent_log: tuple[Sent, ...] = ()  # messages that left, for caps (last 8 days)
     offers: tuple[Offer, ...] = ()  # live offers for the storefront
+    exposures: Mapping[str, Exposure] = field(default_factory=dict)  # campaign -> latest
 
     @property
     def cart(self) -> dict[str, int]:

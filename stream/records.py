@@ -11,6 +11,7 @@ from models.clock import format_ts
 from models.outputs import (
     BasketChange,
     CampaignResult,
+    CampaignStat,
     Decision,
     Forward,
     Internal,
@@ -50,8 +51,8 @@ def output_records(output: Output) -> list[OutRecord]:
         return [internal_record(output)]
     if isinstance(output, Forward):
         return [forward_record(output)]
-    if isinstance(output, BasketChange):
-        return []  # applied to the association counts in Redis, not published
+    if isinstance(output, BasketChange | CampaignStat):
+        return []  # applied to Redis (association counts, campaign results), not published
     assert isinstance(output, Tombstone)
     return [OutRecord(output.topic, output.customer_id, None)]
 

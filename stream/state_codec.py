@@ -12,12 +12,14 @@ from typing import Any
 
 import orjson
 
+from models.attribution import Exposure
 from models.customer import CustomerState
 from models.dedup import Applied
 from models.ledger import Sent
 from models.outputs import (
     BasketChange,
     CampaignResult,
+    CampaignStat,
     Coupon,
     Decision,
     Forward,
@@ -94,6 +96,10 @@ def profile_to_plain(p: Profile) -> dict[str, Any]:
         "pe": [_pending_to_plain(x) for x in p.pending],
         "sl": [[x.ts, x.channel, x.campaign] for x in p.sent_log],
         "of": [_offer_to_plain(o) for o in p.offers],
+        "ex": {
+            name: [e.group, e.ts, e.offer_id, e.coupon, e.touched_at]
+            for name, e in p.exposures.items()
+        },
     }
 
 
@@ -125,6 +131,7 @@ def profile_from_plain(doc: dict[str, Any]) -> Profile:
         pending=tuple(_pending_from_plain(x) for x in doc["pe"]),
         sent_log=tuple(Sent(ts, ch, name) for ts, ch, name in doc["sl"]),
         offers=tuple(_offer_from_plain(o) for o in doc["of"]),
+        exposures={name: Exposure(*fields) for name, fields in doc["ex"].items()},
     )
 
 
@@ -185,6 +192,8 @@ def output_to_plain(output: Output) -> dict[str, Any]:
     if isinstance(output, Internal):
         body = [[k, profile_to_plain(v) if isinstance(v, Profile) else v] for k, v in output.body]
         return {"t": "internal", **_fields(output), "body": body}
+    if isinstance(output, CampaignStat):
+        return {"t": "stat", **_fields(output)}
     if isinstance(output, BasketChange):
         return {
             "t": "basket",
@@ -215,6 +224,8 @@ def output_from_plain(doc: dict[str, Any]) -> Output:
             (k, profile_from_plain(v) if k == "profile" else v) for k, v in fields.pop("body")
         )
         return Internal(**fields, body=body)
+    if kind == "stat":
+        return CampaignStat(**fields)
     if kind == "basket":
         return BasketChange(fields["token"], tuple(fields["products"]), fields["sign"])
     if kind == "forward":

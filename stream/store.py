@@ -30,6 +30,7 @@ from models.customer import CustomerState, Indexes
 from models.dedup import Applied
 from models.events import CatalogUpdate
 from stream import keys
+from stream.campaign_stats import CampaignStats
 from stream.metrics import Metrics
 from stream.state_codec import decode_applied, decode_state, encode_applied, encode_state
 
@@ -262,6 +263,10 @@ class Store:
             pipe.zadd(keys.watchers(p, product_id), {cid: ts})
         for product_id in entry.dropped_watching:
             pipe.zrem(keys.watchers(p, product_id), cid)
+        if entry.forget_campaigns:
+            CampaignStats(self.redis, p).queue_forget(
+                pipe, cid, entry.forget_campaigns, entry.forget_orders
+            )
         if entry.transactions == ():
             pipe.hdel(keys.clv_transactions(p), cid)
         elif entry.transactions is not None:
