@@ -17,7 +17,8 @@ import faust
 from faust.web import Request, Response, View
 
 from agents.context import Context
-from stream.stats import CampaignSource, DashboardStats
+from agents.results import all_reports
+from stream.stats import CampaignRow, CampaignSource, DashboardStats
 
 log = logging.getLogger(__name__)
 
@@ -60,14 +61,18 @@ def content_type(name: str) -> str:
 def register_dashboard(
     app: faust.App, ctx: Context, *, campaigns: CampaignSource | None = None
 ) -> DashboardStats:
-    """Add the dashboard routes and the sampling timer; ``campaigns`` overrides the source."""
+    """Add the dashboard routes and the sampling timer; ``campaigns`` overrides the source.
+
+    By default the campaign table shows ``agents.results``: exposed customers per group,
+    conversions and the uplift interval of every campaign.
+    """
     stats = DashboardStats(
         ctx.store,
         ctx.metrics.registry,
         clock_mode=ctx.settings.clock,
         segments=lambda: ctx.step.segments,  # follows campaign-file reloads
         currency=ctx.settings.default_currency,
-        campaigns=campaigns,
+        campaigns=campaigns or campaign_rows_of(ctx),
     )
     files = static_files()
     page = files["dashboard.html"].decode()
@@ -107,3 +112,27 @@ def register_dashboard(
         stats.sample()
 
     return stats
+
+
+def campaign_rows_of(ctx: Context) -> CampaignSource:
+    async def read() -> list[CampaignRow]:
+        rows = []
+        for report in await all_reports(ctx):
+            treated, held = report["treatment"], report["holdout"]
+            if not treated["exposed_customers"] and not held["exposed_customers"]:
+                continue  # a campaign that has not run yet
+            rate = report["uplift"]["conversion_rate"]
+            rows.append(
+                CampaignRow(
+                    campaign=report["campaign"],
+                    sent=treated["exposed_customers"],
+                    holdout=held["exposed_customers"],
+                    converted=treated["converted_customers"],
+                    uplift=rate["estimate"],
+                    uplift_low=rate["low"],
+                    uplift_high=rate["high"],
+                )
+            )
+        return sorted(rows, key=lambda row: (-(row.sent or 0), row.campaign))
+
+    return read

@@ -66,7 +66,11 @@ async def refit_clv(ctx: Context, *, now: int, wall: int) -> dict[str, Any]:
     With too little data the previous model (if any) stays and the reason is reported.
     """
     history = await ctx.store.clv_transactions()
-    summaries = [s for tx in history.values() if (s := summarize(tx, now=now)) is not None]
+    # Sorted by customer: the same population always gives the same fit, to the last digit
+    # (float sums depend on order, and Redis hash order depends on the hash's history).
+    summaries = [
+        s for _, tx in sorted(history.items()) if (s := summarize(tx, now=now)) is not None
+    ]
     fit = await asyncio.to_thread(fit_clv, summaries)
     if isinstance(fit, ClvUnavailable):
         return {"fitted": False, "reason": fit.reason, "n_customers": len(summaries)}

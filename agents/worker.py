@@ -7,6 +7,7 @@ the tests) with a settings object.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 
 import faust
@@ -83,6 +84,13 @@ def register_periodic(app: faust.App, ctx: Context) -> None:
         except Exception:  # retried at the next tick; leases make it lossless
             log.exception("lifecycle timer poll failed; retrying next interval")
 
+    @app.timer(5.0, name="rapport.consumer_lag")
+    async def consumer_lag() -> None:
+        try:
+            await measure_lag(app, ctx)
+        except Exception:  # a metric: never worth stopping the worker for
+            log.exception("measuring consumer lag failed")
+
     @app.timer(2.0, name="rapport.campaign_file_watch")
     async def campaign_file_watch() -> None:
         if ctx.library.changed_on_disk():
@@ -124,6 +132,23 @@ def register_flow(app: faust.App, ctx: Context, suffix: str, handle: Handler) ->
                 await stream.ack(event)
 
     app.agent(topic, name=f"rapport.{suffix}", supervisor_strategy=mode.CrashingSupervisor)(flow)
+
+
+async def measure_lag(app: faust.App, ctx: Context) -> None:
+    """Lag per assigned partition from the log end and faust's committed offset."""
+    consumer = app.consumer
+    assigned = sorted(consumer.assignment())
+    if not assigned:
+        return
+    ends = await consumer.highwaters(*assigned)
+    committed = consumer._committed_offset  # faust keeps it per partition; no public getter
+    for tp in assigned:
+        done = committed.get(tp) or 0
+        lag = max(0, (ends.get(tp) or 0) - done)
+        ctx.metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(lag)
+    watermark = await ctx.store.read_clock()
+    if watermark is not None:
+        ctx.metrics.freshness.set(max(0.0, time.time() - watermark / 1000))
 
 
 def reload_campaigns(ctx: Context) -> None:

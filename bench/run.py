@@ -18,6 +18,7 @@ import platform
 import shlex
 import shutil
 import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -40,26 +41,14 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 from speed.floor import run_floor
-from speed.latency import Latencies, histogram_quantile, measure_latency, percentile
-from speed.procs import (
-    BenchError,
-    Sample,
-    Window,
-    check_alive,
-    events_counted,
-    fetch,
-    histogram,
-    means,
-    scrape,
-    start_noop,
-    start_worker,
-    watch,
-)
-from speed.report import FIGURES, cpu_table, medians, table, write_json
+from speed.latency import Latencies, measure_latency, percentile
+from speed.metrics import Sample, events_counted, fetch, scrape
+from speed.procs import BenchError, Window, check_alive, start_noop, start_worker, watch
+from speed.report import FIGURES, medians, print_results, write_json
+from speed.results import RapportResult, details, figures, redis_snapshot
 from speed.workload import LiveLoad, Workload, build_workload, produce, wall_ms
 
 from agents.demo import stop_process
-from stream.app import INPUT_TOPICS, INTERNAL_TOPICS
 from stream.devstack import DevStack, free_port, start_devstack
 from stream.settings import Settings
 from stream.topics import ensure_topics
@@ -74,8 +63,6 @@ TRIGGER_EVERY = 10
 #: After the last input record is counted, counters must stay still this long.
 STABLE_SECONDS = 1.0
 STABLE_TIMEOUT = 30.0
-HISTOGRAM = "rapport_event_to_decision_seconds"
-ALL_CUSTOMER_TOPICS = (*INPUT_TOPICS, *INTERNAL_TOPICS)
 
 EPILOG = """\
 how each figure is measured:
@@ -236,40 +223,28 @@ async def noop_phase(bench: Bench, settings: Settings, label: str) -> Window:
     return window
 
 
-@dataclass
-class RapportResult:
-    window: Window
-    memory_before: int
-    memory_after: int
-    latencies: Latencies
-    settled: list[Sample]  # the worker's metrics once the pre-loaded events were done
-    latency_end: list[Sample]  # ... and at the end of the latency phase
-
-    def latency_histogram(self, q: float) -> float:
-        before, after = histogram(self.settled, HISTOGRAM), histogram(self.latency_end, HISTOGRAM)
-        return histogram_quantile(before, after, q)
-
-
 async def rapport_phase(bench: Bench, settings: Settings, label: str) -> RapportResult:
     """Throughput and memory from the pre-loaded events, then latency on the same worker."""
     log = Path(settings.data_dir) / "worker.log"
     base = f"http://127.0.0.1:{settings.web_port}"
-    memory_before = used_memory(bench.admin)
+    redis_before = redis_snapshot(bench.admin)
     proc = start_worker(settings, log)
     try:
         window = await rapport_throughput(bench, base, proc, log, label)
         settled = await wait_stable(base, proc, log)
-        memory_after = used_memory(bench.admin)
+        redis_after = redis_snapshot(bench.admin)
         rate = window.rate * LATENCY_LOAD_SHARE
         latencies = await latency_phase(bench, settings, rate, label)
         latency_end = await scrape(base)
         check_alive(proc, log)
     finally:
         stop_process(proc)
-    return RapportResult(window, memory_before, memory_after, latencies, settled, latency_end)
+    return RapportResult(window, redis_before, redis_after, latencies, settled, latency_end)
 
 
-async def rapport_throughput(bench: Bench, base: str, proc: Any, log: Path, label: str) -> Window:
+async def rapport_throughput(
+    bench: Bench, base: str, proc: subprocess.Popen[bytes], log: Path, label: str
+) -> Window:
     async def counted() -> float:
         return events_counted(await scrape(base))
 
@@ -286,7 +261,7 @@ async def rapport_throughput(bench: Bench, base: str, proc: Any, log: Path, labe
     return window
 
 
-async def wait_stable(base: str, proc: Any, log: Path) -> list[Sample]:
+async def wait_stable(base: str, proc: subprocess.Popen[bytes], log: Path) -> list[Sample]:
     """Wait until every counter of the worker stayed still for ``STABLE_SECONDS``."""
     last: float | None = None
     since = deadline = time.monotonic()
@@ -329,10 +304,6 @@ async def tick(update: Callable[[float], None], seconds: float) -> None:
         await asyncio.sleep(0.25)
 
 
-def used_memory(admin: redis.Redis) -> int:
-    return int(admin.info("memory")["used_memory"])
-
-
 async def run_once(bench: Bench, index: int) -> tuple[dict[str, float], dict[str, Any]]:
     label = f"[{index + 1}/{bench.args.runs}]"
     settings = run_settings(bench, index)
@@ -349,7 +320,8 @@ async def run_once(bench: Bench, index: int) -> tuple[dict[str, float], dict[str
     clock.lap("faust_noop")
     rapport = await rapport_phase(bench, settings, label)
     clock.lap("rapport")
-    return figures(bench, floor, noop, rapport), details(floor, noop, rapport, clock.laps)
+    run_figures = figures(floor, noop, rapport, customers=bench.workload.customers)
+    return run_figures, details(floor, noop, rapport, clock.laps)
 
 
 class PhaseClock:
@@ -363,71 +335,6 @@ class PhaseClock:
         now = time.monotonic()
         self.laps[name] = round(now - self._last, 2)
         self._last = now
-
-
-def figures(bench: Bench, floor: Window, noop: Window, rapport: RapportResult) -> dict[str, float]:
-    lat = rapport.latencies
-    grown = rapport.memory_after - rapport.memory_before
-    return {
-        "raw_floor_events_per_s": floor.rate,
-        "faust_noop_events_per_s": noop.rate,
-        "rapport_events_per_s": rapport.window.rate,
-        "rapport_vs_floor": rapport.window.rate / floor.rate,
-        "noop_vs_floor": noop.rate / floor.rate,
-        "offered_events_per_s": lat.offered_rate,
-        "latency_p50_ms": percentile(lat.appended_ms, 0.5),
-        "latency_p99_ms": percentile(lat.appended_ms, 0.99),
-        "received_p50_ms": percentile(lat.received_ms, 0.5),
-        "received_p99_ms": percentile(lat.received_ms, 0.99),
-        "histogram_p50_ms": 1000 * rapport.latency_histogram(0.5),
-        "histogram_p99_ms": 1000 * rapport.latency_histogram(0.99),
-        "worker_cpu_s_per_1k": rapport.window.cpu_per_1k("consumer"),
-        "noop_cpu_s_per_1k": noop.cpu_per_1k("consumer"),
-        "floor_cpu_s_per_1k": floor.cpu_per_1k("consumer"),
-        "redis_bytes_per_profile": grown / bench.workload.customers,
-    }
-
-
-def window_details(window: Window) -> dict[str, Any]:
-    return {
-        "seconds": round(window.seconds, 3),
-        "events": window.events,
-        "cpu_cores": window.cores(),
-    }
-
-
-def details(
-    floor: Window, noop: Window, rapport: RapportResult, phases: dict[str, float]
-) -> dict[str, Any]:
-    lat = rapport.latencies
-    return {
-        "raw_floor": window_details(floor),
-        "faust_noop": window_details(noop),
-        "rapport": {
-            **window_details(rapport.window),
-            "counted_input": events_counted(rapport.settled),
-            "counted_internal": events_counted(rapport.settled, INTERNAL_TOPICS),
-            "redis_used_memory_before": rapport.memory_before,
-            "redis_used_memory_after": rapport.memory_after,
-            "engine": engine_details(rapport.settled),
-        },
-        "latency": {
-            "seconds": round(lat.seconds, 3),
-            "sent": lat.sent,
-            "triggers": len(lat.triggers),
-            "decided": len(lat.appended_ms),
-            "engine": engine_details(rapport.latency_end, since=rapport.settled),
-        },
-        "phase_seconds": phases,
-    }
-
-
-def engine_details(samples: list[Sample], since: list[Sample] | None = None) -> dict[str, Any]:
-    """What the worker's own metrics say: batch sizes, Redis round trips (seconds)."""
-    return {
-        "batch_events": means(samples, "rapport_batch_events", "topic", since),
-        "redis_roundtrip_seconds": means(samples, "rapport_redis_roundtrip_seconds", "op", since),
-    }
 
 
 def services(stack: DevStack, admin: redis.Redis) -> dict[str, int]:
@@ -448,8 +355,8 @@ async def run_bench(
         f"{workload.customers:,} distinct customer ids"
     )
     admin = redis.Redis.from_url(stack.redis_url)
-    bench = Bench(args, stack, work, workload, ui, uuid.uuid4().hex[:6], admin, {})
-    bench.services.update(services(stack, admin))
+    tag = uuid.uuid4().hex[:6]
+    bench = Bench(args, stack, work, workload, ui, tag, admin, services(stack, admin))
     runs: list[dict[str, float]] = []
     extra: list[dict[str, Any]] = []
     try:
@@ -486,23 +393,6 @@ def document(
         "median": medians(runs),
         "runs": [{"figures": f, "details": d} for f, d in zip(runs, extra, strict=True)],
     }
-
-
-def print_results(result: dict[str, Any]) -> None:
-    out = Console()
-    if not out.is_terminal:
-        out = Console(width=120)
-    runs = [r["figures"] for r in result["runs"]]
-    out.print(table(runs, result["median"]))
-    phases = {
-        phase: [r["details"][phase]["cpu_cores"] for r in result["runs"]]
-        for phase in ("raw_floor", "faust_noop", "rapport")
-    }
-    out.print(cpu_table(phases))
-    out.print(
-        "latency (record ts) = decision record timestamp (the worker's producer) - trigger ts "
-        "(wall clock at produce); (received) = when a plain consumer got it."
-    )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -88,6 +88,17 @@ class Metrics:
             ["result"],
             registry=registry,
         )
+        self.consumer_lag = Gauge(
+            "rapport_consumer_lag",
+            "Records not yet committed, per assigned partition (log end minus committed).",
+            ["topic", "partition"],
+            registry=registry,
+        )
+        self.freshness = Gauge(
+            "rapport_event_time_freshness_seconds",
+            "Wall time minus the newest event time applied (how far behind the engine is).",
+            registry=registry,
+        )
         self.watermark = Gauge(
             "rapport_event_time_watermark_seconds",
             "Largest event time accepted so far (the engine clock in event mode).",

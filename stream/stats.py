@@ -66,17 +66,6 @@ WATERMARK = "rapport_event_time_watermark_seconds"
 WATCHED = frozenset({EVENTS, DEADLETTERS, DECISIONS, OFFERS, MESSAGES, LATENCY_BUCKET, WATERMARK})
 
 
-# --- campaign results: written by attribution (to come) ----------------------------------------
-# The key belongs in stream/keys.py (key names are built in one place); it lives here until
-# that module can take it. A missing key means "no campaign data yet".
-
-
-def campaign_stats_key(prefix: str) -> str:
-    """Hash: campaign -> JSON ``{sent, suppressed, holdout, converted, uplift, uplift_low,
-    uplift_high}`` (uplift: treated minus holdout conversion rate, with its 95% interval)."""
-    return f"{prefix}{{campaigns}}:stats"
-
-
 # --- the buyer population ---------------------------------------------------------------------
 
 
@@ -225,15 +214,6 @@ def campaign_rows(raw: Mapping[str, Mapping[str, Any]]) -> list[CampaignRow]:
         for name, v in raw.items()
     ]
     return sorted(rows, key=lambda row: (-(row.sent or 0), row.campaign))
-
-
-def redis_campaigns(redis: Redis, prefix: str) -> CampaignSource:
-    """The default campaign source: the ``campaign_stats_key`` hash, empty until written."""
-
-    async def read() -> list[CampaignRow]:
-        return campaign_rows(await read_json_hash(redis, campaign_stats_key(prefix)))
-
-    return read
 
 
 # --- product associations (stream.models_store) ----------------------------------------------
@@ -573,7 +553,7 @@ class DashboardStats:
         clock_mode: str,
         segments: Callable[[], SegmentConfig],
         currency: str,
-        campaigns: CampaignSource | None = None,
+        campaigns: CampaignSource,
         associations: PairSource | None = None,
         ttl: float = 3.0,
         window: float = 60.0,
@@ -585,7 +565,7 @@ class DashboardStats:
         self.clock_mode = clock_mode
         self.segments = segments
         self.currency = currency
-        self.campaigns: CampaignSource = campaigns or redis_campaigns(store.redis, store.prefix)
+        self.campaigns: CampaignSource = campaigns
         self.associations: PairSource = associations or store_pairs(
             ModelsStore(store.redis, store.prefix)
         )

@@ -1,4 +1,4 @@
-"""The processes the bench runs and watches: consumers as subprocesses, CPU, Prometheus text.
+"""The processes the bench runs and watches: consumers as subprocesses, and their CPU.
 
 Consumers run as children configured the way operators configure Rapport
 (``RAPPORT_*`` variables), die with the bench (``die_with_parent``), and are
@@ -14,14 +14,10 @@ import os
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from prometheus_client.parser import text_string_to_metric_families
-
-from stream.app import INPUT_TOPICS
 from stream.devstack import die_with_parent
 from stream.settings import Settings
 
@@ -62,7 +58,7 @@ def start_worker(settings: Settings, log: Path) -> subprocess.Popen[bytes]:
 
 
 def start_noop(settings: Settings, log: Path) -> subprocess.Popen[bytes]:
-    """The faust no-op consumer (bench/noop_app.py)."""
+    """The faust no-op consumer (``noop_app.py`` next to this file)."""
     return spawn([sys.executable, str(NOOP_APP)], settings, log)
 
 
@@ -171,65 +167,3 @@ async def watch(
 def check_alive(proc: subprocess.Popen[bytes], log: Path) -> None:
     if proc.poll() is not None:
         raise BenchError(f"the consumer exited with code {proc.returncode}; see {log}")
-
-
-def fetch(url: str) -> bytes | None:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as answer:
-            return bytes(answer.read())
-    except OSError:
-        return None
-
-
-@dataclass(frozen=True, slots=True)
-class Sample:
-    name: str
-    labels: dict[str, str]
-    value: float
-
-
-async def scrape(base: str) -> list[Sample]:
-    """Every sample of a worker's ``/metrics`` (empty while it is not answering)."""
-    body = await asyncio.to_thread(fetch, f"{base}/metrics")
-    if body is None:
-        return []
-    return [
-        Sample(s.name, dict(s.labels), s.value)
-        for family in text_string_to_metric_families(body.decode())
-        for s in family.samples
-    ]
-
-
-def events_counted(samples: list[Sample], topics: tuple[str, ...] = INPUT_TOPICS) -> float:
-    """``rapport_events_total`` summed over outcomes, for records of the given topics."""
-    return sum(
-        s.value
-        for s in samples
-        if s.name == "rapport_events_total" and s.labels.get("topic") in topics
-    )
-
-
-def histogram(samples: list[Sample], name: str) -> dict[float, float]:
-    """Cumulative bucket counts of a histogram: upper bound -> count."""
-    return {float(s.labels["le"]): s.value for s in samples if s.name == f"{name}_bucket"}
-
-
-def totals(samples: list[Sample], name: str, label: str) -> dict[str, tuple[float, float]]:
-    """Sum and count of a histogram per value of ``label`` (e.g. batch sizes per topic)."""
-    sums = {s.labels[label]: s.value for s in samples if s.name == f"{name}_sum"}
-    counts = {s.labels[label]: s.value for s in samples if s.name == f"{name}_count"}
-    return {key: (sums[key], counts.get(key, 0.0)) for key in sums}
-
-
-def means(
-    samples: list[Sample], name: str, label: str, since: list[Sample] | None = None
-) -> dict[str, dict[str, float]]:
-    """Observations and their mean per ``label`` value, only those after ``since``."""
-    now, before = totals(samples, name, label), totals(since or [], name, label)
-    out = {}
-    for key, (total, count) in now.items():
-        old_total, old_count = before.get(key, (0.0, 0.0))
-        if count > old_count:
-            mean = (total - old_total) / (count - old_count)
-            out[key] = {"count": count - old_count, "mean": round(mean, 6)}
-    return out

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from rich.console import Console
 from rich.table import Table
 
 
@@ -70,7 +71,7 @@ def table(runs: list[dict[str, float]], median: dict[str, float]) -> Table:
 def cpu_table(phases: dict[str, list[dict[str, float]]]) -> Table:
     """Cores used during each throughput window (median over runs), per process."""
     names = ["consumer", "broker", "redis", "bench", "other"]
-    out = Table(title="CPU during the throughput windows (cores, median; 1.0 = one core)")
+    out = Table(title="CPU in the throughput windows (cores used, median)")
     out.add_column("phase")
     for name in names:
         out.add_column(name, justify="right")
@@ -83,3 +84,20 @@ def cpu_table(phases: dict[str, list[dict[str, float]]]) -> Table:
 def write_json(path: Path, document: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(orjson.dumps(document, option=orjson.OPT_INDENT_2))
+
+
+def print_results(result: dict[str, Any]) -> None:
+    out = Console()
+    if not out.is_terminal:
+        out = Console(width=120)
+    runs = [r["figures"] for r in result["runs"]]
+    out.print(table(runs, result["median"]))
+    phases = {
+        phase: [r["details"][phase]["cpu_cores"] for r in result["runs"]]
+        for phase in ("raw_floor", "faust_noop", "rapport")
+    }
+    out.print(cpu_table(phases))
+    out.print(
+        "latency (record ts) = decision record timestamp (the worker's producer) - trigger ts "
+        "(wall clock at produce); (received) = when a plain consumer got it."
+    )

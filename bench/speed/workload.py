@@ -4,8 +4,9 @@ The history comes from ``models.simulation.generate_history`` (catalogue first, 
 clicks, orders and customer records with consent in event-time order, clicks:orders
 about 20:1), serialised once and produced into each run's fresh topic prefix with the
 project's own ``EventProducer``. The live load of the latency phase replays more of
-the same simulated shop stamped with the wall clock, with every ``trigger_every``-th
-record a first email opt-in of a new customer (which fires the ``welcome`` campaign).
+the same simulated shop (without its opening catalogue and registrations) stamped with
+the wall clock, with every ``trigger_every``-th record a first email opt-in of a new
+customer (which fires the ``welcome`` campaign).
 """
 
 from __future__ import annotations
@@ -19,13 +20,15 @@ from dataclasses import dataclass
 
 import orjson
 
-from models.simulation import DAY_MS, generate_history
+from models.simulation import DAY_MS, REGISTRATION_WINDOW_MS, SimulatedRecord, generate_history
 from stream.producer import EventProducer
 from stream.settings import Settings
 
 #: Simulated events per day of history; the span grows with ``--events``.
 EVENTS_PER_DAY = 20_000
 PRODUCTS = 500
+#: Every customer of a simulated history registers within its first minute.
+OPENING_MS = REGISTRATION_WINDOW_MS
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,18 +95,16 @@ class LiveLoad:
     """An endless stream of live records: simulated shop traffic plus campaign triggers."""
 
     def __init__(self, *, seed: int, customers: int, tag: str, trigger_every: int) -> None:
-        self._traffic = (
-            r
-            for r in generate_history(
-                seed=seed,
-                start_ms=wall_ms(),
-                days=365,
-                customers=customers,
-                products=PRODUCTS,
-                events_per_day=EVENTS_PER_DAY,
-            )
-            if r.topic != "catalog"
+        start = wall_ms()
+        history = generate_history(
+            seed=seed,
+            start_ms=start,
+            days=365,
+            customers=customers,
+            products=PRODUCTS,
+            events_per_day=EVENTS_PER_DAY,
         )
+        self._traffic = (r for r in history if not _opening(r, start))
         self._tag = tag
         self._trigger_every = trigger_every
         self._count = itertools.count(1)
@@ -132,3 +133,12 @@ class LiveLoad:
             "consent": {"email": True},
         }
         return LiveRecord(Record("customers", customer_id, orjson.dumps(value)), ts, event_id)
+
+
+def _opening(record: SimulatedRecord, start_ms: int) -> bool:
+    """The catalogue and every customer's registration, which open each simulated history:
+    already in the pre-loaded history, and a burst of thousands that is not live traffic."""
+    if record.topic == "catalog":
+        return True
+    ts = record.value["ts"]
+    return record.topic == "customers" and isinstance(ts, int) and ts <= start_ms + OPENING_MS

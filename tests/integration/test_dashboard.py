@@ -8,9 +8,11 @@ The screenshot is kept under the test's tmp dir and copied to
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import time
 import urllib.request
+import uuid
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,12 +20,10 @@ from typing import Any
 
 import orjson
 import pytest
-import redis
 
 from models.rfm import score_population
 from stream.producer import EventProducer
 from stream.settings import Settings
-from stream.stats import campaign_stats_key
 from tests.integration.conftest import eventually, http_get, unique
 
 webdriver = pytest.importorskip("selenium.webdriver", reason="pip package selenium not installed")
@@ -178,7 +178,9 @@ def test_data_matches_the_rfm_of_the_indexed_population(
     assert sum(s["customers"] for s in data["rfm"]["lifecycle"]) == BUYERS
     assert sum(s["customers"] for s in data["rfm"]["segments"]) == BUYERS
     assert data["prospects_indexed"] is False
-    assert data["campaigns"] == []
+    # The 8 consenting shoppers were welcomed: the table holds the campaigns with results.
+    welcome = next(c for c in data["campaigns"] if c["campaign"] == "welcome")
+    assert welcome["sent"] >= 8
     pairs = {(a["product_id"], a["other_product_id"]) for a in data["associations"]}
     assert {frozenset(p) for p in pairs} == {frozenset(b) for b in BASKETS if len(b) == 2}
     assert all(a["lift"] > 1 and a["confidence"] == 1.0 for a in data["associations"])
@@ -215,7 +217,7 @@ def test_dashboard_renders_live_data_in_chromium(
     (r, f), biggest = max(grid_counts(data).items(), key=lambda item: item[1])
     cell = browser.find_element(By.CSS_SELECTOR, f'#rfm-grid .cell[data-r="{r}"][data-f="{f}"]')
     assert cell.find_element(By.CLASS_NAME, "count").text == str(biggest)
-    assert browser.find_element(By.ID, "campaigns-empty").text == "no campaign data yet"
+    assert not browser.find_element(By.ID, "campaigns-empty").is_displayed()
     first = [c.text for c in browser.find_elements(By.CSS_SELECTOR, "#associations tbody td")]
     top = data["associations"][0]
     assert first[:2] == [top["product_id"], top["other_product_id"]]
@@ -237,29 +239,53 @@ def test_dashboard_renders_live_data_in_chromium(
     shutil.copyfile(shot, RESULTS / "dashboard.png")
 
 
-def test_campaign_table_fills_when_attribution_writes_its_results(
+def test_campaign_table_shows_the_campaign_results(
     event_worker: str,
     event_settings: Settings,
     shop: dict[str, tuple[int, int, float]],
     browser: WebDriver,
 ) -> None:
-    client = redis.Redis.from_url(event_settings.redis_url or "")
-    campaigns = campaign_stats_key(event_settings.redis_prefix)
-    row = {"sent": 120, "suppressed": 30, "holdout": 15, "converted": 18}
-    uplift = {"uplift": 0.061, "uplift_low": 0.012, "uplift_high": 0.11}
-    client.hset(campaigns, "winback", orjson.dumps(row | uplift))
-    client.hset(campaigns, "broken", b"not json")  # ignored, not fatal
-    try:
-        browser.get(f"{event_worker}/dashboard")
-        wait = WebDriverWait(browser, 30, poll_frequency=0.2)
-        wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#campaigns tbody tr"))
-        cells = [c.text for c in browser.find_elements(By.CSS_SELECTOR, "#campaigns tbody td")]
-        assert cells[:5] == ["winback", "120", "30", "15", "18"]
-        assert cells[5] == "15%" and cells[6].startswith("+6.1 pts")
-        assert not browser.find_element(By.ID, "campaigns-empty").is_displayed()
-    finally:
-        client.delete(campaigns)
-        client.close()
+    """A real welcome sent by the worker appears in the table, from GET /campaigns."""
+    cid = f"dash-welcome-{uuid.uuid4().hex[:8]}"
+    asyncio.run(_opt_in(event_settings, cid))
+    url = f"{event_worker}/campaigns/welcome"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        with urllib.request.urlopen(url, timeout=5) as answer:
+            welcome = orjson.loads(answer.read())
+        if welcome["treatment"]["exposed_customers"] >= 1:
+            break
+        time.sleep(0.3)
+    sent = welcome["treatment"]["exposed_customers"]
+    assert sent >= 1
+
+    browser.get(f"{event_worker}/dashboard")
+    wait = WebDriverWait(browser, 30, poll_frequency=0.2)
+
+    def welcome_row(d: WebDriver) -> list[str] | None:
+        for row in d.find_elements(By.CSS_SELECTOR, "#campaigns tbody tr"):
+            cells = [c.text for c in row.find_elements(By.TAG_NAME, "td")]
+            if cells and cells[0] == "welcome":
+                return cells
+        return None
+
+    cells = wait.until(welcome_row)
+    assert int(cells[1]) >= sent
+    assert not browser.find_element(By.ID, "campaigns-empty").is_displayed()
+
+
+async def _opt_in(settings: Settings, cid: str) -> None:
+    async with EventProducer(settings, settings.kafka_url or "") as producer:
+        await producer.send(
+            "customers",
+            {
+                "event_id": f"opt-{cid}",
+                "ts": 1_795_341_600_000,
+                "customer_id": cid,
+                "email": f"{cid}@example.com",
+                "consent": {"email": True},
+            },
+        )
 
 
 def screenshot(browser: WebDriver, path: Path) -> Path:

@@ -65,7 +65,7 @@ CUSTOMERS = 1200
 PRODUCTS = 100
 EVENTS_PER_DAY = 6000  # ~18.7k records over 3 days
 REDELIVERED_SHARE = 0.05
-NEARBY_REDELIVERY_SHARE = 0.4  # of redeliveries: within the next 30 records; else anywhere later
+NEARBY_REDELIVERY_SHARE = 0.4  # of redeliveries: within the next 30 records; else later on
 NEARBY_WINDOW = 30
 MOVED_REVERSAL_SHARE = 0.6  # of cancellations/refunds: delivered before their placed order
 SYNTHETIC_REVERSALS = 40  # extra cancellations/refunds, all delivered before their order
@@ -208,15 +208,21 @@ def build_delivery(ns: str) -> list[Outgoing]:
         for topic, value, moved in sequence
     ]
 
-    # Redeliveries: the same bytes and key again, nearby or anywhere later.
+    # Redeliveries: the same bytes and key again, nearby, or later but within the engine's
+    # documented dedup window (the customer's next ENGINE_DEDUP_IDS events; README).
     slots: list[tuple[float, Outgoing]] = [(float(i), o) for i, o in enumerate(outgoing)]
+    by_key: dict[str, list[int]] = {}
+    for i, o in enumerate(outgoing):
+        by_key.setdefault(o.key, []).append(i)
     count = round(REDELIVERED_SHARE * len(outgoing))
     for index in rng.sample(range(len(outgoing)), count):
         original = outgoing[index]
         if rng.random() < NEARBY_REDELIVERY_SHARE:
             later = min(len(outgoing), index + rng.randint(1, NEARBY_WINDOW))
         else:
-            later = rng.randint(index + 1, len(outgoing))
+            own = by_key[original.key]
+            after = own[own.index(index) + 1 :][: ENGINE_DEDUP_IDS // 2]
+            later = rng.choice(after) + 1 if after else len(outgoing)
         copy = Outgoing(original.topic, original.key, original.payload, redelivery=True)
         slots.append((later - 0.5 + rng.random() * 0.4, copy))
     return [o for _, o in sorted(slots, key=lambda s: s[0])]
