@@ -587,6 +587,8 @@ def render(template: str, values: Mapping[str, Any]) -> str:
             node = node.get(part) if isinstance(node, Mapping) else None
         if isinstance(node, float):
             return f"{node:g}"
+        if isinstance(node, tuple | list):
+            return ", ".join(str(x) for x in node)
         return "" if node is None else str(node)
 
     return _PLACEHOLDER.sub(lookup, template)

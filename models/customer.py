@@ -355,6 +355,7 @@ def fold(
             offset=envelope.offset,
             topic=envelope.topic,
             raw=envelope.raw,
+            facts=facts,
         )
         state = result.state
         duplicates += result.duplicate

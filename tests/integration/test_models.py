@@ -439,7 +439,7 @@ async def test_cross_sell_items_come_from_associations(feed: Feed) -> None:
         "offers",
         lambda v: v["customer_id"] == buyer and v["campaign"] == "cross_sell",
     )
-    # B: lift = (5/7) / (5/N); C: (1/7) / (5/N); both more often than chance.
+    # Best first by lift: B (5/7) / (5/N) before C (1/7) / (5/N), N = all baskets so far.
     assert offer["items"][:1] == [b], offer
     assert offer["items"] == [b, c], offer
 
@@ -457,10 +457,10 @@ async def test_replenishment_is_due_after_the_customers_shrunk_rhythm(feed: Feed
     prior, weight = 30, 2
     expected_days = (weight * prior + sum(intervals)) / (weight + len(intervals))
     assert expected_days == 20
-    due = purchase_days[-1] * DAY + HOUR + round(expected_days * DAY)  # day 40, 11:00 Berlin
+    due = purchase_days[-1] * DAY + HOUR + round(expected_days * DAY)  # day 40 + 1 h
 
     await feed.advance(35 * DAY)
-    await feed.advance(due - HOUR)
+    await feed.advance(due - HOUR)  # neither at day 35 nor an hour before it is due
     await feed.nothing_for(buyer, "replenishment")
     await feed.advance(41 * DAY)
 
