@@ -28,7 +28,10 @@ async def fire_due_timers(ctx: Context) -> int:
         lease_ms=int(ctx.settings.timer_lease_seconds * 1000),
         limit=CLAIM_LIMIT,
     )
-    ticks = [Internal("tick", cid, f"tick:{cid}:{ts}", ts) for cid, ts in due]
+    # Ids are unique per claim, not per due time: a later item can fall due at a time
+    # already ticked (e.g. two deferrals to the same 08:00), and must still be released.
+    # Applying a tick twice is harmless: it only releases what is due.
+    ticks = [Internal("tick", cid, f"tick:{cid}:{ts}:{wall}", ts) for cid, ts in due]
     await ctx.publisher.publish([internal_record(t) for t in ticks])
     ctx.metrics.timers_fired.inc(len(ticks))
     return len(ticks)

@@ -135,7 +135,8 @@ def main() -> None:
     try:
         asyncio.run(measure(url, baskets, args.keep, args.seed))
     finally:
-        server.stop()
+        server.terminate()
+        server.wait()
 
 
 if __name__ == "__main__":

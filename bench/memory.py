@@ -98,7 +98,8 @@ def main() -> None:
     try:
         before, after = asyncio.run(measure(states, url))
     finally:
-        server.stop()
+        server.terminate()
+        server.wait()
     n = len(states)
     print(f"customers={n} used_memory_before={before} used_memory_after={after}")
     print(f"bytes_per_profile={(after - before) / n:,.0f} (state hash + RFM and timer indexes)")

@@ -409,6 +409,7 @@ def main(argv: list[str] | None = None) -> int:
             result = asyncio.run(run_bench(args, stack, work, ui))
     except KeyboardInterrupt:
         console.print("[yellow]interrupted[/yellow]: worker, broker and Redis stopped")
+        shutil.rmtree(work, ignore_errors=True)
         return 130
     except BenchError as exc:
         console.print(f"[red]bench failed[/red]: {exc}")

@@ -289,11 +289,13 @@ def _schedule(profile: Profile, moment: Moment, book: CampaignBook) -> Profile:
                 due = _replenish_at(profile, category, trigger.interval_days)
                 if due is None:
                     continue
+                # One decision per category: the trigger id names the category too.
+                trigger_id = f"{moment.trigger_event_id}:{category}"
                 item = Pending(
                     campaign.name,
                     due,
                     "trigger",
-                    moment.trigger_event_id,
+                    trigger_id,
                     key=category,
                     context=(("category", category),),
                 )

@@ -197,13 +197,22 @@ def erase(state: CustomerState, ts: int, applied: Applied) -> CustomerState:
         Internal("erase", alias, f"erase:{alias}:{ts}", ts) for alias in profile.aliases
     )
     tombstones = tuple(Tombstone(topic, cid) for topic in TOMBSTONE_TOPICS)
-    goodbyes = tuple(o for o in state.outbox if not isinstance(o, CampaignResult))
+    goodbyes = tuple(o for o in state.outbox if _survives_erasure(o))
     return CustomerState(
         profile=Profile(customer_id=cid),
         applied=applied,
         outbox=(*goodbyes, *exits, *tombstones, *aliases),
         erased=True,
     )
+
+
+def _survives_erasure(output: Output) -> bool:
+    """What was decided before an erasure and may still leave: segment exits, tombstones,
+    erasures of aliases and shop-level basket counts; never offers, messages, results
+    about the customer, or hand-over claims that would bring their data back."""
+    if isinstance(output, Internal):
+        return output.kind == "erase"
+    return isinstance(output, SegmentChange | Tombstone | BasketChange)
 
 
 def _apply(
@@ -384,6 +393,9 @@ class Indexes:
     buyer: tuple[int, int, float] | None
     rfm_segment: str | None
     due: int | None
+    #: Write ``due`` only when it moved: rewriting an unchanged time would put a timer
+    #: that is being fired back into the due set, and fire it again.
+    due_changed: bool = True
     affinity: Mapping[str, float] = field(default_factory=dict)
     watching: Mapping[str, int] = field(default_factory=dict)
     dropped_affinity: tuple[str, ...] = ()
@@ -416,11 +428,7 @@ def indexes(
     if totals.orders > 0 and totals.last_order_at is not None:
         buyer = (totals.last_order_at, totals.orders, totals.revenue)
     segment = profile.rfm.segment if profile.rfm is not None and buyer is not None else None
-    dues = [
-        d
-        for d in (next_due(profile, config=config.segments), next_pending_due(profile))
-        if d is not None
-    ]
+    due = _next_timer(profile, config)
     half_life = config.profile.affinity.half_life_ms
     ranks = {
         category: rank
@@ -432,7 +440,8 @@ def indexes(
     return Indexes(
         buyer=buyer,
         rfm_segment=segment,
-        due=min(dues) if dues else None,
+        due=due,
+        due_changed=due != _next_timer(old, config) or before is None,
         affinity=ranks,
         watching={pid: ts for pid, ts in watched.items() if was_watched.get(pid) != ts},
         dropped_affinity=tuple(sorted(set(old.affinity) - set(profile.affinity))),
@@ -446,6 +455,15 @@ def transactions(profile: Profile) -> tuple[tuple[int, float], ...]:
     return tuple(
         sorted((f.ts, f.total or 0.0) for f in profile.order_facts.values() if f.counts and f.ts)
     )
+
+
+def _next_timer(profile: Profile, config: StepConfig) -> int | None:
+    dues = [
+        d
+        for d in (next_due(profile, config=config.segments), next_pending_due(profile))
+        if d is not None
+    ]
+    return min(dues) if dues else None
 
 
 def _watched(profile: Profile) -> dict[str, int]:

@@ -154,39 +154,39 @@ def cap_block(
 ) -> str | None:
     """The frequency cap a message on ``channel`` at ``at`` would break, or None.
 
-    Counts the ``history`` messages with ``at - window < ts <= at`` (window 24 h for
-    ``day``, 7 × 24 h for ``week``); a cap of ``n`` blocks when ``n`` or more are
-    already in the window. Reasons, checked in this order: ``frequency_cap:day``,
+    Caps hold in every rolling window (24 h for ``day``, 7 x 24 h for ``week``),
+    also around messages stamped later than ``at`` (a decision made late, in event
+    time, for a customer already messaged since): a cap of ``n`` blocks when some
+    window of that length containing ``at`` already holds ``n`` messages. Such a
+    window can always be taken to start at a message in ``(at - window, at]`` or at
+    ``at`` itself. Reasons, checked in this order: ``frequency_cap:day``,
     ``frequency_cap:week`` (all channels), ``frequency_cap:<channel>:day``,
     ``frequency_cap:<channel>:week`` (``channel`` only). The history's order does not
-    matter, and counting the same history twice gives the same answer, so a
-    redelivered decision sees what the first one saw as long as the ledger is only
-    written once the message leaves.
+    matter, and counting the same history twice gives the same answer.
     """
-    day_all = week_all = day_channel = week_channel = 0
-    for sent in history:
-        if not at - WEEK_MS < sent.ts <= at:
-            continue
-        in_day = sent.ts > at - DAY_MS
-        week_all += 1
-        day_all += in_day
-        if sent.channel == channel:
-            week_channel += 1
-            day_channel += in_day
-    checks: list[tuple[str, int | None, int]] = [
-        ("frequency_cap:day", config.caps.day, day_all),
-        ("frequency_cap:week", config.caps.week, week_all),
+    every = [sent.ts for sent in history]
+    mine = [sent.ts for sent in history if sent.channel == channel]
+    checks: list[tuple[str, int | None, list[int], int]] = [
+        ("frequency_cap:day", config.caps.day, every, DAY_MS),
+        ("frequency_cap:week", config.caps.week, every, WEEK_MS),
     ]
     channel_caps = config.channel_caps.get(channel)
     if channel_caps is not None:
         checks += [
-            (f"frequency_cap:{channel}:day", channel_caps.day, day_channel),
-            (f"frequency_cap:{channel}:week", channel_caps.week, week_channel),
+            (f"frequency_cap:{channel}:day", channel_caps.day, mine, DAY_MS),
+            (f"frequency_cap:{channel}:week", channel_caps.week, mine, WEEK_MS),
         ]
-    for reason, cap, count in checks:
-        if cap is not None and count >= cap:
+    for reason, cap, times, window in checks:
+        if cap is not None and _peak(times, at=at, window=window) >= cap:
             return reason
     return None
+
+
+def _peak(times: Sequence[int], *, at: int, window: int) -> int:
+    """Most messages in one ``window``-long span [s, s + window) that also contains ``at``."""
+    near = [t for t in times if at - window < t < at + window]
+    starts = [t for t in near if t <= at] + [at]
+    return max(sum(1 for t in near if start <= t < start + window) for start in starts)
 
 
 def cooldown_block(last_fired: int | None, *, at: int, cooldown_ms: int) -> str | None:

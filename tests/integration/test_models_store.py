@@ -40,7 +40,8 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     try:
         yield url
     finally:
-        server.stop()
+        server.terminate()
+        server.wait()
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ from models.profile import (
     OrderFact,
     OrderTotals,
     Profile,
+    ProfileConfig,
     apply_click,
     apply_customer,
     apply_event,
@@ -25,6 +26,7 @@ from models.profile import (
 
 T0 = 1_795_341_600_000  # 2026-11-22T10:00:00Z
 CID = "c1"
+CONFIG = ProfileConfig()
 _ids = itertools.count()
 
 
@@ -56,7 +58,7 @@ def unsubscribe(at: int = 0, channel: str | None = None, action: str = "unsubscr
 def fold(events: Iterable[CustomerEvent], profile: Profile | None = None) -> Profile:
     profile = profile or Profile(customer_id=CID)
     for event in events:
-        profile = apply_event(profile, event)
+        profile = apply_event(profile, event, config=CONFIG)
     return profile
 
 
@@ -83,10 +85,22 @@ def test_first_and_last_seen_are_min_and_max_event_time_in_any_arrival_order(
 
 
 def test_a_new_profile_has_seen_nothing() -> None:
-    assert Profile(customer_id=CID) == Profile(
-        customer_id=CID, first_seen=None, last_seen=None, order_facts={}, views={}, cart={}
+    new = Profile(customer_id=CID)
+    assert new == Profile(
+        customer_id=CID,
+        first_seen=None,
+        last_seen=None,
+        order_facts={},
+        views={},
+        wishlist={},
+        cart_lines={},
+        cart_cleared={},
+        pending=(),
+        sent_log=(),
+        offers=(),
     )
-    assert order_totals(Profile(customer_id=CID)) == OrderTotals(0, 0.0, None)
+    assert new.cart == {}
+    assert order_totals(new) == OrderTotals(0, 0.0, None)
 
 
 # --- orders, revenue, last order, in every arrival order --------------------------------
@@ -159,7 +173,7 @@ def test_a_cancellation_wins_whenever_it_arrives_and_keeps_what_was_placed(
 
 
 def test_a_cancellation_alone_records_status_without_value() -> None:
-    profile = apply_order(Profile(customer_id=CID), undo("o1", "refunded", at=2))
+    profile = apply_order(Profile(customer_id=CID), undo("o1", "refunded", at=2), config=CONFIG)
     assert profile.order_facts == {"o1": OrderFact(status="refunded", total=None, ts=None)}
 
 
@@ -207,10 +221,60 @@ CART_CASES = {
     "add after the order starts a new line": (
         [
             click("add_to_cart", product="p1"),
+            placed("o1", 30.0, at=1, items=["p1"]),
+            click("add_to_cart", at=2, product="p1", qty=4),
+        ],
+        {"p1": 4},
+    ),
+    "an add at the order's own time is bought with it": (
+        [
+            click("add_to_cart", product="p1"),
             placed("o1", 30.0, items=["p1"]),
             click("add_to_cart", product="p1", qty=4),
         ],
-        {"p1": 4},
+        {},
+    ),
+    "an add before the order, arriving after it, is gone": (
+        [placed("o1", 30.0, at=5, items=["p1"]), click("add_to_cart", at=3, product="p1", qty=2)],
+        {},
+    ),
+    "an add after the order, arriving before it, stays": (
+        [click("add_to_cart", at=7, product="p1", qty=2), placed("o1", 30.0, at=5, items=["p1"])],
+        {"p1": 2},
+    ),
+    "only the adds after the order stay, whatever the arrival order": (
+        [
+            click("add_to_cart", at=9, product="p1", qty=2),
+            click("add_to_cart", at=1, product="p1", qty=5),
+            placed("o1", 30.0, at=5, items=["p1"]),
+            click("add_to_cart", at=4, product="p1", qty=3),
+            click("remove_from_cart", at=8, product="p1"),
+        ],
+        {"p1": 2},  # the removal at 8 takes nothing (empty since 5), the add at 9 gives 2
+    ),
+    "the latest order that bought the product empties its line": (
+        [
+            placed("o2", 30.0, at=8, items=["p1"]),
+            click("add_to_cart", at=6, product="p1"),
+            placed("o1", 30.0, at=5, items=["p1"]),
+            click("add_to_cart", at=9, product="p1", qty=3),
+        ],
+        {"p1": 3},
+    ),
+    "removals replay in event time, not arrival order": (
+        [
+            click("remove_from_cart", at=2, product="p1", qty=2),
+            click("add_to_cart", at=1, product="p1", qty=3),
+            click("add_to_cart", at=3, product="p1"),
+        ],
+        {"p1": 2},
+    ),
+    "a removal before any add takes nothing away later": (
+        [
+            click("add_to_cart", at=3, product="p1", qty=2),
+            click("remove_from_cart", at=1, product="p1"),
+        ],
+        {"p1": 2},
     ),
     "other click types leave the cart alone": (
         [
@@ -228,6 +292,27 @@ CART_CASES = {
 @pytest.mark.parametrize(("events", "expected"), CART_CASES.values(), ids=CART_CASES.keys())
 def test_cart(events: list[CustomerEvent], expected: dict[str, int]) -> None:
     assert dict(fold(events).cart) == expected
+
+
+#: Cart cases whose events all have distinct event times: the cart is the same in any arrival order.
+EVENT_TIME_CASES = (
+    "add after the order starts a new line",
+    "an add before the order, arriving after it, is gone",
+    "an add after the order, arriving before it, stays",
+    "only the adds after the order stay, whatever the arrival order",
+    "the latest order that bought the product empties its line",
+    "removals replay in event time, not arrival order",
+    "a removal before any add takes nothing away later",
+)
+
+
+@pytest.mark.parametrize("case", EVENT_TIME_CASES)
+def test_the_cart_follows_event_time_in_every_arrival_order(case: str) -> None:
+    events, expected = CART_CASES[case]
+    assert len({e.ts for e in events}) == len(events)
+    for arrival in itertools.permutations(events):
+        profile = fold(arrival)
+        assert dict(profile.cart) == expected, arrival
 
 
 # --- views -------------------------------------------------------------------------------
@@ -270,12 +355,16 @@ def test_views_are_bounded_by_max_viewed_and_the_stalest_product_goes() -> None:
 
 
 def test_a_view_older_than_every_kept_view_does_not_win_a_place() -> None:
-    profile = apply_click(_viewed_all(MAX_VIEWED), click("product_view", at=0, product="old"))
+    profile = apply_click(
+        _viewed_all(MAX_VIEWED), click("product_view", at=0, product="old"), config=CONFIG
+    )
     assert dict(profile.views) == {f"p{k}": (1, T0 + 10 + k) for k in range(MAX_VIEWED)}
 
 
 def test_viewing_a_kept_product_again_evicts_nothing() -> None:
-    profile = apply_click(_viewed_all(MAX_VIEWED), click("product_view", at=99, product="p0"))
+    profile = apply_click(
+        _viewed_all(MAX_VIEWED), click("product_view", at=99, product="p0"), config=CONFIG
+    )
     assert len(profile.views) == MAX_VIEWED
     assert profile.views["p0"] == (2, T0 + 99)
 
@@ -402,5 +491,5 @@ def test_customer_update_sets_given_contact_fields_and_merges_attributes() -> No
 
 def test_apply_event_only_touches_for_events_without_effect() -> None:
     before = Profile(customer_id=CID)
-    after = apply_event(before, unsubscribe(at=4, action="opened"))
-    assert after == Profile(customer_id=CID, first_seen=T0 + 4, last_seen=T0 + 4)
+    after = apply_event(before, unsubscribe(at=4, action="opened"), config=CONFIG)
+    assert after == Profile(customer_id=CID, first_seen=T0 + 4, last_seen=T0 + 4, clock=T0 + 4)

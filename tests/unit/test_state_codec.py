@@ -2,12 +2,35 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+from typing import get_args
+
 import orjson
 from hypothesis import given, settings
-from strategies import fold_all, histories, histories_with_outbox
+from hypothesis import strategies as st
+from strategies import CONFIG, fold_all, histories, histories_with_outbox
 
-from models.customer import CustomerState, Envelope, new_state
-from stream.state_codec import FORMAT, decode_state, encode_state
+from models.customer import AnyEvent, CustomerState, Envelope, new_state, step
+from models.events import (
+    Click,
+    CustomerUpdate,
+    EraseRequest,
+    LifecycleTick,
+    MergeOut,
+    Order,
+    OrderItem,
+    RfmUpdate,
+)
+from models.outputs import CampaignResult, Forward, Internal, Output, Tombstone
+from models.profile import Profile
+from models.rfm import make_rfm
+from stream.state_codec import (
+    FORMAT,
+    decode_state,
+    encode_state,
+    profile_from_plain,
+    profile_to_plain,
+)
 
 
 def roundtrip(state: CustomerState) -> None:
@@ -18,7 +41,7 @@ def roundtrip(state: CustomerState) -> None:
 
 
 @settings(max_examples=100, deadline=None)
-@given(histories())
+@given(histories(erase=True))
 def test_round_trip_of_folded_random_histories(envelopes: list[Envelope]) -> None:
     for state in fold_all(envelopes).values():
         roundtrip(state)
@@ -28,9 +51,11 @@ def test_round_trip_of_folded_random_histories(envelopes: list[Envelope]) -> Non
 @given(histories_with_outbox())
 def test_round_trip_with_a_non_empty_outbox(envelopes: list[Envelope]) -> None:
     state = fold_all(envelopes)["c1"]
-    assert state.outbox, "the strategy guarantees c1's welcome"
-    assert any(r.message is not None for r in state.outbox)
-    assert all(r.offer is not None and r.offer.coupon is not None for r in state.outbox)
+    results = [o for o in state.outbox if isinstance(o, CampaignResult)]
+    assert results, "the strategy guarantees c1's welcome"
+    (welcome, *_) = (r for r in results if r.decision.campaign == "welcome")
+    assert welcome.decision.outcome == "sent" and welcome.message is not None
+    assert welcome.offer is not None and welcome.offer.coupon is not None
     roundtrip(state)
 
 
@@ -40,4 +65,133 @@ def test_round_trip_of_a_new_state() -> None:
 
 def test_the_stored_document_carries_its_format_version_and_customer() -> None:
     doc = orjson.loads(encode_state(new_state("c1")))
-    assert (doc["f"], doc["id"]) == (FORMAT, "c1")
+    assert (doc["f"], doc["p"]["id"]) == (FORMAT, "c1")
+
+
+# --- every output kind, merged and erased states ------------------------------------------
+
+T0 = 1_795_341_600_000  # 2026-11-22T10:00:00Z
+HOUR_MS = 3_600_000
+
+
+def run(cid: str, events: list[AnyEvent], state: CustomerState | None = None) -> CustomerState:
+    state = state or new_state(cid)
+    for offset, event in enumerate(events):
+        state = step(state, event, config=CONFIG, source=f"{cid}/0", offset=offset).state
+    return state
+
+
+def rich(cid: str, anonymous_id: str | None = None) -> CustomerState:
+    """A customer with a bit of everything: contact, consent, orders, windows, affinity, rfm."""
+    events: list[AnyEvent] = [
+        CustomerUpdate(
+            f"{cid}-u1",
+            T0,
+            cid,
+            email="ann@example.com",
+            timezone="Europe/Oslo",
+            attributes=(("age", 31), ("vip", True), ("score", 0.5), ("city", None)),
+            consent=(("email", True), ("sms", False)),
+        ),
+        Click(f"{cid}-k1", T0 + 1, cid, "product_view", product_id="p1", category="shoes"),
+        Click(
+            f"{cid}-k2", T0 + 2, cid, "add_to_cart", product_id="p2", category="bags", quantity=2
+        ),
+        Order(
+            f"{cid}-o1",
+            T0 + HOUR_MS,
+            cid,
+            "o1",
+            total=312.5,
+            items=(OrderItem("p1", "shoes", 1, 12.5), OrderItem("p3", "hats", 2, 150.0)),
+        ),
+        Order(f"{cid}-o2", T0 + 2 * HOUR_MS, cid, "o2", total=20.0, items=(OrderItem("p4"),)),
+        Order(f"{cid}-o2x", T0 + 3 * HOUR_MS, cid, "o2", status="refunded"),
+        Order(f"{cid}-o3x", T0 + 3 * HOUR_MS, cid, "o3", status="cancelled"),
+        RfmUpdate(f"{cid}-r1", T0 + 4 * HOUR_MS, cid, 4, 2, 5, make_rfm(4, 2, 5).segment),
+        LifecycleTick(f"{cid}-t1", T0 + 91 * 24 * HOUR_MS, cid),
+    ]
+    if anonymous_id is not None:
+        events.append(Click(f"{cid}-id", T0 + 5, cid, "identify", anonymous_id=anonymous_id))
+    return run(cid, events)
+
+
+def every_output_kind() -> CustomerState:
+    known = rich("c1", anonymous_id="anon-1")
+    anon = rich("anon-1")
+    handed = step(anon, MergeOut("mo", T0 + 6, "anon-1", "c1"), config=CONFIG)
+    forwarded = step(
+        handed.state,
+        Click("late", T0 + 7, "anon-1", "page_view"),
+        config=CONFIG,
+        topic="clicks",
+        raw=bytes(range(256)),
+    )
+    gone = step(known, EraseRequest("x1", T0 + 8, "c1"), config=CONFIG).state
+    # No consent: a suppressed spend ladder (a new tier), neither offer nor message.
+    suppressed = run("c1", [Order("c1-o9", T0, "c1", "o9", total=300.0)])
+    outbox = (*known.outbox, *suppressed.outbox, *handed.outputs, *forwarded.outputs, *gone.outbox)
+    return replace(known, outbox=outbox)
+
+
+def test_round_trip_of_an_outbox_with_every_output_kind() -> None:
+    state = every_output_kind()
+    kinds = {type(o).__name__ for o in state.outbox}
+    assert kinds == {kind.__name__ for kind in get_args(Output)}
+    internal = {o.kind for o in state.outbox if isinstance(o, Internal)}
+    assert internal == {"merge_out", "merge_in", "erase"}
+    (merge_in,) = (o for o in state.outbox if isinstance(o, Internal) and o.kind == "merge_in")
+    carried = dict(merge_in.body)["profile"]
+    assert isinstance(carried, Profile)
+    assert carried.windows and carried.affinity and carried.rfm and carried.order_facts
+    campaign_results = [o for o in state.outbox if isinstance(o, CampaignResult)]
+    assert any(r.offer is None and r.message is None for r in campaign_results)
+    assert any(r.offer is not None and r.message is not None for r in campaign_results)
+    assert {r.decision.outcome for r in campaign_results} >= {"sent", "suppressed"}
+    roundtrip(state)
+
+
+def test_round_trip_of_a_rich_profile_and_of_a_forwarding_address() -> None:
+    state = rich("c1", anonymous_id="anon-1")
+    assert state.profile.rfm is not None and state.profile.aliases == ("anon-1",)
+    rfm = f"rfm:{make_rfm(4, 2, 5).segment}"
+    assert state.profile.segments == {"lifecycle:at_risk", "tier:silver", rfm}
+    roundtrip(state)
+    assert profile_from_plain(profile_to_plain(state.profile)) == state.profile
+    handed = step(rich("anon-1"), MergeOut("mo", T0 + 6, "anon-1", "c1"), config=CONFIG).state
+    assert handed.profile.merged_into == "c1"
+    roundtrip(handed)
+
+
+def test_round_trip_of_an_erased_state() -> None:
+    gone = step(
+        rich("c1", anonymous_id="anon-1"),
+        CustomerUpdate("x1", T0 + 8, "c1", erase=True),
+        config=CONFIG,
+    ).state
+    assert gone.erased and gone.outbox
+    assert any(isinstance(o, Tombstone) for o in gone.outbox)
+    roundtrip(gone)
+    assert decode_state(encode_state(gone)).erased
+
+
+@settings(max_examples=50, deadline=None)
+@given(histories(erase=True), st.binary(max_size=64), st.text(max_size=12))
+def test_round_trip_of_random_states_carrying_profiles_and_bytes(
+    envelopes: list[Envelope], raw: bytes, topic: str
+) -> None:
+    for cid, state in fold_all(envelopes).items():
+        extra = (
+            Internal(
+                "merge_in",
+                "k",
+                f"merge-in:{cid}:k",
+                T0,
+                (("from", cid), ("profile", state.profile)),
+            ),
+            Forward(topic, "k", raw),
+            Tombstone("segments", cid),
+        )
+        roundtrip(replace(state, outbox=(*state.outbox, *extra)))
+        decoded = decode_state(encode_state(replace(state, outbox=extra)))
+        assert decoded.outbox[1] == Forward(topic, "k", raw)
