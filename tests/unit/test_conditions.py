@@ -510,7 +510,7 @@ FACT_VALUES = st.recursive(
 FACT_MAPS = st.dictionaries(st.sampled_from(NAMES), FACT_VALUES, max_size=5)
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=250, deadline=None)
 @given(text=expression_texts(4), facts=FACT_MAPS)
 def test_grammar_compiles_and_evaluate_never_raises(text: str, facts: dict[str, object]) -> None:
     assume(len(text) <= MAX_LENGTH)

@@ -25,7 +25,7 @@ from models.profile import (
     order_totals,
 )
 
-MAIN = settings(max_examples=200, deadline=None)
+MAIN = settings(max_examples=150, deadline=None)
 SMALL = settings(max_examples=100, deadline=None)
 
 
