@@ -4,14 +4,13 @@ Pure functions over plain data; the caller passes the customer's send history,
 the instant ``at`` (epoch milliseconds, event time) and a ``LedgerConfig``.
 
 * **Frequency caps** (``cap_block``) are rolling windows in event time, not
-  calendar days: ``"day"`` is the 24 h and ``"week"`` the 7 × 24 h before the
-  send. A message sent at ``at`` counts the history messages with
-  ``at - window < ts <= at``: one sent exactly 24 h earlier no longer counts
-  against the day cap, one sent 24 h - 1 ms earlier still does, and a message in
-  the history with ``ts > at`` (possible when replaying) does not count. Global
-  caps count every channel; a channel cap counts only its channel. A cap of
-  ``n`` lets the message go while fewer than ``n`` messages are in its window, so
-  ``0`` blocks everything and ``None`` means no cap.
+  calendar days: ``"day"`` is any 24 h span and ``"week"`` any 7 x 24 h span. A
+  message at ``at`` may go only if no span of that length containing ``at``
+  already holds ``n`` messages, counting messages stamped after ``at`` too (a
+  late decision must not break the cap around messages already sent). Two
+  messages exactly 24 h apart are in no common day span. Global caps count
+  every channel; a channel cap counts only its channel; ``0`` blocks
+  everything and ``None`` means no cap.
 * **Cooldown** (``cooldown_block``) keeps one campaign from firing again for
   ``cooldown_ms`` after it last fired: blocked while ``at < last_fired + cooldown_ms``.
 * **Quiet hours** (``in_quiet_hours``, ``next_allowed_time``) are the half-open
