@@ -29,7 +29,8 @@ from redis.asyncio import Redis
 
 from models.associations import Delta, basket_delta
 from stream.devstack import start_redis
-from stream.models_store import ModelsStore, assoc_items_key, assoc_pairs_key
+from stream.keys import assoc_items_key, assoc_pairs_key
+from stream.models_store import ModelsStore
 
 CATEGORIES = 50
 MEAN_ITEMS = 2.4

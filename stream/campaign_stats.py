@@ -21,18 +21,11 @@ from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
 from models.outputs import CampaignStat
+from stream.keys import campaign_revenue_key, campaign_stat_key
 
 GROUPS = ("treatment", "holdout")
 KINDS = ("exposed", "delivered", "opened", "clicked", "converted", "attributed")
 REVENUE_KINDS = ("converted", "attributed")
-
-
-def stat_key(prefix: str, campaign: str, group: str, kind: str) -> str:
-    return f"{prefix}{{camp:{campaign}}}:{group}:{kind}"
-
-
-def revenue_key(prefix: str, campaign: str, group: str, kind: str) -> str:
-    return f"{stat_key(prefix, campaign, group, kind)}:revenue"
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,11 +46,15 @@ class CampaignStats:
             return
         async with self.redis.pipeline(transaction=False) as pipe:
             for s in todo:
-                pipe.sadd(stat_key(self.prefix, s.campaign, s.group, s.kind), s.customer_id)
+                pipe.sadd(
+                    campaign_stat_key(self.prefix, s.campaign, s.group, s.kind), s.customer_id
+                )
                 if s.kind in REVENUE_KINDS and s.order_id is not None:
                     field = f"{s.customer_id}:{s.order_id}"
                     pipe.hset(
-                        revenue_key(self.prefix, s.campaign, s.group, s.kind), field, repr(s.value)
+                        campaign_revenue_key(self.prefix, s.campaign, s.group, s.kind),
+                        field,
+                        repr(s.value),
                     )
             await pipe.execute()
 
@@ -73,18 +70,18 @@ class CampaignStats:
         for campaign in campaigns:
             for group in GROUPS:
                 for kind in KINDS:
-                    pipe.srem(stat_key(self.prefix, campaign, group, kind), customer_id)
+                    pipe.srem(campaign_stat_key(self.prefix, campaign, group, kind), customer_id)
                 for kind in REVENUE_KINDS:
                     if fields:
-                        pipe.hdel(revenue_key(self.prefix, campaign, group, kind), *fields)
+                        pipe.hdel(campaign_revenue_key(self.prefix, campaign, group, kind), *fields)
 
     async def read(self, campaign: str) -> dict[str, GroupResults]:
         async with self.redis.pipeline(transaction=False) as pipe:
             for group in GROUPS:
                 for kind in KINDS:
-                    pipe.scard(stat_key(self.prefix, campaign, group, kind))
+                    pipe.scard(campaign_stat_key(self.prefix, campaign, group, kind))
                 for kind in REVENUE_KINDS:
-                    pipe.hgetall(revenue_key(self.prefix, campaign, group, kind))
+                    pipe.hgetall(campaign_revenue_key(self.prefix, campaign, group, kind))
             answers = iter(await pipe.execute())
         out = {}
         for group in GROUPS:

@@ -59,3 +59,31 @@ def watchers(prefix: str, product_id: str) -> str:
 def clv_transactions(prefix: str) -> str:
     """Hash: customer -> their live orders as [[time, value], ...] (input of the CLV fit)."""
     return f"{prefix}{{clv}}:transactions"
+
+
+def assoc_items_key(prefix: str) -> str:
+    return f"{prefix}{{assoc}}:items"
+
+
+def assoc_pairs_key(prefix: str, product_id: str) -> str:
+    return f"{prefix}{{assoc}}:pairs:{product_id}"
+
+
+def assoc_baskets_key(prefix: str) -> str:
+    return f"{prefix}{{assoc}}:baskets"
+
+
+def assoc_marker_key(prefix: str, token: str) -> str:
+    return f"{prefix}{{assoc}}:applied:{token}"
+
+
+def clv_model_key(prefix: str) -> str:
+    return f"{prefix}models:clv"
+
+
+def campaign_stat_key(prefix: str, campaign: str, group: str, kind: str) -> str:
+    return f"{prefix}{{camp:{campaign}}}:{group}:{kind}"
+
+
+def campaign_revenue_key(prefix: str, campaign: str, group: str, kind: str) -> str:
+    return f"{campaign_stat_key(prefix, campaign, group, kind)}:revenue"

@@ -59,32 +59,19 @@ from models.associations import (
 )
 from models.clv import ClvFit, clv_fit_from_document
 from models.outputs import BasketChange
+from stream.keys import (
+    assoc_baskets_key,
+    assoc_items_key,
+    assoc_marker_key,
+    assoc_pairs_key,
+    clv_model_key,
+)
 
 DEFAULT_KEEP = 100
 MARKER_TTL_MS = 86_400_000  # a republished change comes back within minutes
 PRUNE_BATCH = 200
 # Lua's unpack() is limited to a few thousand values; HMGET in slices of this size.
 _SLICE = 1000
-
-
-def assoc_items_key(prefix: str) -> str:
-    return f"{prefix}{{assoc}}:items"
-
-
-def assoc_pairs_key(prefix: str, product_id: str) -> str:
-    return f"{prefix}{{assoc}}:pairs:{product_id}"
-
-
-def assoc_baskets_key(prefix: str) -> str:
-    return f"{prefix}{{assoc}}:baskets"
-
-
-def assoc_marker_key(prefix: str, token: str) -> str:
-    return f"{prefix}{{assoc}}:applied:{token}"
-
-
-def clv_model_key(prefix: str) -> str:
-    return f"{prefix}models:clv"
 
 
 # KEYS: items, baskets, marker, then one pairs hash per product with partner increments.
@@ -253,7 +240,11 @@ class ModelsStore:
         ``keep`` as ``prune`` would.
         """
         p = self.prefix
-        keys = [assoc_pairs_key(p, product_id), assoc_items_key(p), assoc_baskets_key(p)]
+        keys = [
+            assoc_pairs_key(p, product_id),
+            assoc_items_key(p),
+            assoc_baskets_key(p),
+        ]
         baskets, this, flat, counts = await self._read(keys=keys, args=[product_id, _SLICE])
         names = [_text(flat[i]) for i in range(0, len(flat), 2)]
         partners = {name: int(flat[2 * i + 1]) for i, name in enumerate(names)}

@@ -42,7 +42,8 @@ from models.lifecycle import lifecycle_stage
 from models.rfm import SEGMENTS, score_population
 from models.segments import SegmentConfig
 from models.tiers import tier_for
-from stream.models_store import ModelsStore, assoc_items_key
+from stream.keys import assoc_items_key
+from stream.models_store import ModelsStore
 
 #: Lifecycle stages a buyer can be in, in funnel order (``prospect`` has no order).
 BUYER_STAGES = ("new", "active", "loyal", "at_risk", "lapsed")

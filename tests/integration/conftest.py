@@ -9,6 +9,7 @@ key under that prefix is deleted at the end. ``RAPPORT_KAFKA_URL`` /
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import subprocess
 import sys
@@ -74,10 +75,7 @@ def settings(stack: DevStack, tmp_path_factory: pytest.TempPathFactory) -> Itera
         batch_within=0.02,
     )
     yield built
-    client = redis.Redis.from_url(stack.redis_url)
-    for key in client.scan_iter(match=f"{built.redis_prefix}*", count=1000):
-        client.delete(key)
-    client.close()
+    delete_keys(built)
 
 
 def worker_env(settings: Settings, data_dir: Path) -> dict[str, str]:
@@ -114,10 +112,13 @@ def wait_healthy(base: str, proc: subprocess.Popen[bytes], log: Path, timeout: f
     raise RuntimeError(f"worker not healthy in {timeout}s:\n{log.read_text()[-3000:]}")
 
 
-@pytest.fixture(scope="session")
-def worker(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """One running worker; yields its HTTP base URL."""
-    work = tmp_path_factory.mktemp("worker")
+@contextlib.contextmanager
+def running_worker(settings: Settings, work: Path) -> Iterator[str]:
+    """A ``rapport worker`` process with these settings; yields its HTTP base URL.
+
+    Creates the topics first, waits until /health answers, and stops the worker
+    (SIGTERM, then SIGKILL after 20 s) however the block ends.
+    """
     asyncio.run(ensure_topics(settings, settings.kafka_url or ""))
     log = work / "worker.log"
     proc = start_worker(settings, work / "data", log)
@@ -132,6 +133,21 @@ def worker(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iter
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def delete_keys(settings: Settings) -> None:
+    """Every Redis key under the settings' prefix: tests clean up after themselves."""
+    client = redis.Redis.from_url(settings.redis_url or "")
+    for key in client.scan_iter(match=f"{settings.redis_prefix}*", count=1000):
+        client.delete(key)
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def worker(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """One running worker; yields its HTTP base URL."""
+    with running_worker(settings, tmp_path_factory.mktemp("worker")) as base:
+        yield base
 
 
 @pytest.fixture
@@ -238,31 +254,15 @@ def event_settings(settings: Settings) -> Iterator[Settings]:
         }
     )
     yield own
-    client = redis.Redis.from_url(own.redis_url or "")
-    for key in client.scan_iter(match=f"{own.redis_prefix}*", count=1000):
-        client.delete(key)
-    client.close()
+    delete_keys(own)
 
 
 @pytest.fixture(scope="module")
 def event_worker(
     event_settings: Settings, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[str]:
-    work = tmp_path_factory.mktemp("event-worker")
-    asyncio.run(ensure_topics(event_settings, event_settings.kafka_url or ""))
-    log = work / "worker.log"
-    proc = start_worker(event_settings, work / "data", log)
-    base = f"http://127.0.0.1:{event_settings.web_port}"
-    try:
-        wait_healthy(base, proc, log)
+    with running_worker(event_settings, tmp_path_factory.mktemp("event-worker")) as base:
         yield base
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def http_send(url: str, method: str, token: str | None = None) -> tuple[int, Any]:

@@ -27,7 +27,8 @@ from models.associations import (
 )
 from models.clv import BgNbd, ClvFit, GammaGamma, clv_document
 from stream.devstack import start_redis
-from stream.models_store import ModelsStore, assoc_items_key, assoc_pairs_key
+from stream.keys import assoc_items_key, assoc_pairs_key
+from stream.models_store import ModelsStore
 
 pytestmark = pytest.mark.integration
 

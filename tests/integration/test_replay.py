@@ -52,7 +52,7 @@ from stream.producer import EventProducer
 from stream.settings import Settings
 from stream.topics import bootstrap, ensure_topics
 from tests.integration import independent
-from tests.integration.conftest import http_get, start_worker, wait_healthy
+from tests.integration.conftest import delete_keys, http_get, start_worker, wait_healthy
 
 pytestmark = pytest.mark.integration
 
@@ -316,9 +316,8 @@ def redis_cleanup(settings: Settings) -> Iterator[redis.Redis]:
     try:
         yield client
     finally:
-        for key in client.scan_iter(match=f"{settings.redis_prefix}*", count=1000):
-            client.delete(key)
         client.close()
+        delete_keys(settings)
 
 
 async def send_all(settings: Settings, delivery: list[Outgoing]) -> None:

@@ -4,19 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import random
-import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import redis
 
 from stream.devstack import free_port
 from stream.producer import EventProducer
 from stream.settings import Settings
-from stream.topics import ensure_topics
-from tests.integration.conftest import eventually, http_get, read_topic, start_worker, wait_healthy
+from tests.integration.conftest import (
+    delete_keys,
+    eventually,
+    http_get,
+    read_topic,
+    running_worker,
+)
 
 T0 = 1_795_341_600_000
 DAY = 86_400_000
@@ -58,23 +61,11 @@ def results_worker(
             "campaigns": str(path),
         }
     )
-    asyncio.run(ensure_topics(own, own.kafka_url or ""))
-    log = work / "worker.log"
-    proc = start_worker(own, work / "data", log)
-    base = f"http://127.0.0.1:{own.web_port}"
     try:
-        wait_healthy(base, proc, log)
-        yield own, base
+        with running_worker(own, work) as base:
+            yield own, base
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        client = redis.Redis.from_url(own.redis_url or "")
-        for key in client.scan_iter(match=f"{own.redis_prefix}*", count=1000):
-            client.delete(key)
-        client.close()
+        delete_keys(own)
 
 
 async def run_campaign(
