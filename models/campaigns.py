@@ -254,7 +254,7 @@ def audience_facts(profile: Profile, moment: Moment, config: EngineConfig) -> di
         "views_7d": windows["views"]["7d"],
         "carts_7d": windows["carts"]["7d"],
         "orders_30d": windows["orders"]["30d"],
-        "trigger": {**context, "views": product_views},
+        "trigger": {**context, "views": product_views, "bought": product_id in _bought(profile)},
         "product": {"id": product_id, "views": product_views, **context},
     }
 
@@ -544,11 +544,16 @@ def build_offer(
     )
 
 
+def _bought(profile: Profile) -> set[str]:
+    """Products in the customer's live orders."""
+    return {p for f in profile.order_facts.values() if f.counts for p in f.products}
+
+
 def _items(
     profile: Profile, source: str | None, moment: Moment, facts: CatalogFacts
 ) -> tuple[str, ...]:
     context = dict(moment.context)
-    bought = {p for f in profile.order_facts.values() if f.counts for p in f.products}
+    bought = _bought(profile)
     if source == "cart":
         return tuple(profile.cart)
     if source == "trigger_product":
