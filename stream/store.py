@@ -187,16 +187,7 @@ class Store:
         started = time.perf_counter()
         async with self.redis.pipeline(transaction=False) as pipe:
             for w in writes:
-                await self._cas(
-                    keys=[keys.customer_state(self.prefix, w.customer_id)],
-                    args=[
-                        w.expected_version,
-                        w.expected_version + 1,
-                        encode_state(w.state),
-                        self.ttl_ms,
-                    ],
-                    client=pipe,
-                )
+                await self._queue_cas(pipe, w)
             for cid, entry in index:
                 self._queue_index(pipe, cid, entry)
             answers = (await pipe.execute())[: len(writes)]
@@ -215,28 +206,29 @@ class Store:
         started = time.perf_counter()
         async with self.redis.pipeline(transaction=False) as pipe:
             for w in settled:
-                state_key = keys.customer_state(self.prefix, w.customer_id)
                 if w.state.erased:
                     await self._erase(
-                        keys=[state_key, keys.erasure_fence(self.prefix, w.customer_id)],
+                        keys=[
+                            keys.customer_state(self.prefix, w.customer_id),
+                            keys.erasure_fence(self.prefix, w.customer_id),
+                        ],
                         args=[w.expected_version, encode_applied(w.state.applied), self.fence_ms],
                         client=pipe,
                     )
                 else:
-                    await self._cas(
-                        keys=[state_key],
-                        args=[
-                            w.expected_version,
-                            w.expected_version + 1,
-                            encode_state(w.state),
-                            self.ttl_ms,
-                        ],
-                        client=pipe,
-                    )
+                    await self._queue_cas(pipe, w)
             for cid, due in ticks:
                 pipe.zrem(keys.timers_leased(self.prefix), f"{cid}|{due}")
             await pipe.execute()
         self.metrics.redis_seconds.labels("settle").observe(time.perf_counter() - started)
+
+    async def _queue_cas(self, pipe: Pipeline, w: Write) -> None:
+        """Queue the compare-and-set of one state: it lands only at ``expected_version``."""
+        await self._cas(
+            keys=[keys.customer_state(self.prefix, w.customer_id)],
+            args=[w.expected_version, w.expected_version + 1, encode_state(w.state), self.ttl_ms],
+            client=pipe,
+        )
 
     def _queue_index(self, pipe: Pipeline, cid: str, entry: Indexes) -> None:
         p = self.prefix
