@@ -27,99 +27,21 @@ from tests.integration.conftest import (
     eventually,
     http_get,
     http_send,
-    profile_when,
     read_topic,
     unique,
 )
+from tests.integration.shop import Shop
 
 T0 = 1_795_341_600_000  # 2026-11-22T10:00:00Z
 MINUTE = 60_000
 HOUR = 60 * MINUTE
 DAY = 24 * HOUR
-_epochs = itertools.count(1)
-
-
-class Feed:
-    """Events for one test's customers in its own stretch of event time."""
-
-    def __init__(self, settings: Settings, base: str, producer: EventProducer) -> None:
-        self.settings, self.base, self.producer = settings, base, producer
-        self.t0 = T0 + next(_epochs) * 400 * DAY
-        self.clock_customer = unique("clock")
-
-    async def send(self, topic: str, value: dict[str, Any], *, flush: bool = True) -> None:
-        await self.producer.send(topic, {"event_id": unique("e"), **value})
-        if flush:
-            await self.producer.flush()
-
-    async def customer(self, cid: str, at: int) -> None:
-        """A customer with an email address who opted in to email."""
-        await self.send(
-            "customers",
-            {
-                "ts": self.t0 + at,
-                "customer_id": cid,
-                "email": f"{cid}@example.com",
-                "consent": {"email": True},
-            },
-        )
-        await profile_when(self.base, cid, lambda p: bool(p["contact"]))
-
-    async def order(
-        self, cid: str, at: int, items: list[tuple[str, str]], total: float = 20.0
-    ) -> str:
-        order_id = unique("o")
-        await self.send(
-            "orders",
-            {
-                "ts": self.t0 + at,
-                "customer_id": cid,
-                "order_id": order_id,
-                "total": total,
-                "items": [
-                    {"product_id": p, "category": c, "quantity": 1, "unit_price": total}
-                    for p, c in items
-                ],
-            },
-        )
-        return order_id
-
-    async def advance(self, at: int) -> None:
-        """Move the engine clock to t0 + at with somebody else's event, and wait for it."""
-        await self.send(
-            "clicks", {"ts": self.t0 + at, "customer_id": self.clock_customer, "type": "page_view"}
-        )
-        await eventually(
-            lambda: (http_get(f"{self.base}/health")[1] or {}).get("watermark", 0) >= self.t0 + at
-        )
-
-    async def outcome(self, cid: str, campaign: str, want: int = 1) -> list[tuple[str, str]]:
-        found = await read_topic(
-            self.settings,
-            "decisions",
-            lambda v: v["customer_id"] == cid and v["campaign"] == campaign,
-            want=want,
-            settle=1.5,
-            timeout=30,
-        )
-        return [(d["outcome"], d["reason"]) for d in found]
-
-    async def nothing_for(self, cid: str, campaign: str, wait: float = 2.0) -> None:
-        found = await read_topic(
-            self.settings,
-            "decisions",
-            lambda v: v["customer_id"] == cid and v["campaign"] == campaign,
-            want=0,
-            settle=wait,
-            timeout=wait + 5,
-        )
-        assert found == [], found
 
 
 @pytest.fixture
-async def feed(event_worker: str, event_settings: Settings) -> AsyncIterator[Feed]:
+async def feed(event_worker: str, event_settings: Settings) -> AsyncIterator[Shop]:
     async with EventProducer(event_settings, event_settings.kafka_url or "") as producer:
-        yield Feed(event_settings, event_worker, producer)
+        yield Shop(event_settings, event_worker, producer)
 
 
 async def orders_applied(base: str, expected: dict[str, int], timeout: float = 45) -> None:
@@ -205,7 +127,7 @@ def same_associations(got: list[dict[str, Any]], want: list[dict[str, Any]]) -> 
     )
 
 
-async def test_associations_match_a_brute_force_count_of_live_orders(feed: Feed) -> None:
+async def test_associations_match_a_brute_force_count_of_live_orders(feed: Shop) -> None:
     rng = random.Random(20261122)
     prefix = unique("pa")
     catalogue = [f"{prefix}-{i:02d}" for i in range(12)]
@@ -345,7 +267,7 @@ def simulate_buyers(rng: random.Random, n: int, horizon_days: float) -> dict[str
     return histories
 
 
-async def test_clv_fit_and_customer_scores(feed: Feed) -> None:
+async def test_clv_fit_and_customer_scores(feed: Shop) -> None:
     rng = random.Random(7)
     horizon = 200
     histories = simulate_buyers(rng, 300, horizon)
@@ -407,19 +329,19 @@ async def test_clv_fit_and_customer_scores(feed: Feed) -> None:
 # --- models feeding campaigns -------------------------------------------------------------
 
 
-async def test_cross_sell_items_come_from_associations(feed: Feed) -> None:
+async def test_cross_sell_items_come_from_associations(feed: Shop) -> None:
     a, b, c, d = (unique(f"px-{name}") for name in "abcd")
     pairers = [unique("c") for _ in range(5)]
     for cid in pairers:
-        await feed.order(cid, 0, [(a, "kitchen"), (b, "kitchen")])
+        await feed.order(cid, 0, 20.0, [(a, "kitchen"), (b, "kitchen")])
     odd = unique("c")
-    await feed.order(odd, 0, [(a, "kitchen"), (c, "kitchen")])
+    await feed.order(odd, 0, 20.0, [(a, "kitchen"), (c, "kitchen")])
     others = [unique("c") for _ in range(4)]
     for cid in others:
-        await feed.order(cid, 0, [(c, "kitchen"), (d, "kitchen")])
+        await feed.order(cid, 0, 20.0, [(c, "kitchen"), (d, "kitchen")])
     buyer = unique("c")
     await feed.customer(buyer, 0)
-    await feed.order(buyer, HOUR, [(a, "kitchen")], total=40.0)
+    await feed.order(buyer, HOUR, 40.0, [(a, "kitchen")])
     await orders_applied(feed.base, dict.fromkeys([*pairers, odd, *others, buyer], 1))
     # Counts are written after the customers' state: wait for them before the timer is due.
     await eventually(
@@ -444,13 +366,13 @@ async def test_cross_sell_items_come_from_associations(feed: Feed) -> None:
     assert offer["items"] == [b, c], offer
 
 
-async def test_replenishment_is_due_after_the_customers_shrunk_rhythm(feed: Feed) -> None:
+async def test_replenishment_is_due_after_the_customers_shrunk_rhythm(feed: Shop) -> None:
     buyer = unique("c")
     beans = unique("p-beans")
     await feed.customer(buyer, 0)
     purchase_days = [0, 10, 20]
     for day in purchase_days:
-        await feed.order(buyer, day * DAY + HOUR, [(beans, "coffee")], total=9.0)
+        await feed.order(buyer, day * DAY + HOUR, 9.0, [(beans, "coffee")])
     await orders_applied(feed.base, {buyer: 3})
     # Shrinkage towards the campaign's 30-day prior, worth 2 intervals:
     intervals = [later - earlier for earlier, later in itertools.pairwise(purchase_days)]
