@@ -17,10 +17,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from agents.context import Context
-from agents.customers import Delivery
 from models.catalog import catalog_triggers, rank_threshold
 from models.events import CatalogUpdate, Rejected
 from models.outputs import Internal
+from stream.batching import Delivery
 from stream.codecs import parse_catalog
 from stream.records import OutRecord, deadletter_record, internal_record
 

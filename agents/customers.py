@@ -24,6 +24,7 @@ from models.customer import (
 )
 from models.events import CatalogUpdate, LifecycleTick, Order, Rejected
 from models.outputs import BasketChange, CampaignResult, CampaignStat, Output, SegmentChange
+from stream.batching import Delivery
 from stream.codecs import PARSERS
 from stream.internal_codec import parse_internal
 from stream.records import OutRecord, deadletter_record, output_records
@@ -34,17 +35,6 @@ log = logging.getLogger(__name__)
 #: Rounds of optimistic retries before giving up on a batch (then the worker stops).
 MAX_CONFLICT_ROUNDS = 20
 PARSE = {**PARSERS, "internal": parse_internal}
-
-
-@dataclass(frozen=True, slots=True)
-class Delivery:
-    """The parts of a Kafka record this flow uses (kept apart from faust's Event type)."""
-
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,10 +154,9 @@ async def apply_customers(
         ]
         conflicts = await ctx.store.save(writes, index)
         ctx.metrics.conflicts.inc(len(conflicts))
-        for cid in pending.keys() - conflicts:
-            accepted, duplicates = counts[cid]
-            ctx.metrics.events.labels(suffix, "accepted").inc(accepted)
-            ctx.metrics.events.labels(suffix, "duplicate").inc(duplicates)
+        landed = [counts[cid] for cid in pending.keys() - conflicts]
+        ctx.metrics.events.labels(suffix, "accepted").inc(sum(a for a, _ in landed))
+        ctx.metrics.events.labels(suffix, "duplicate").inc(sum(d for _, d in landed))
         done += [
             Saved(w.customer_id, w.expected_version + 1, w.state)
             for w in writes

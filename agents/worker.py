@@ -11,17 +11,17 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 
 import faust
-import mode
 from prometheus_client import CollectorRegistry
 
 from agents.api import register_api
 from agents.catalog import process_catalog
 from agents.context import CampaignLibrary, Context
-from agents.customers import Delivery, process_batch
+from agents.customers import process_batch
 from agents.dashboard import register_dashboard
 from agents.refresh import refresh_population
 from agents.timers import fire_due_timers
 from stream.app import RapportApp, create_app, raw_topic
+from stream.batching import Delivery
 from stream.campaign_stats import CampaignStats
 from stream.facts import FactsSource
 from stream.metrics import Metrics
@@ -48,6 +48,7 @@ def build_worker(settings: Settings) -> RapportApp:
         retention_days=settings.retention_days,
         fence_days=settings.fence_days,
         metrics=metrics,
+        cached_states=settings.cached_states,
     )
     models = ModelsStore(redis, settings.redis_prefix)
     ctx = Context(
@@ -104,34 +105,19 @@ def register_periodic(app: faust.App, ctx: Context) -> None:
             log.exception("population refresh failed; retrying next interval")
 
 
-def register_flow(app: faust.App, ctx: Context, suffix: str, handle: Handler) -> None:
-    """One agent per input topic, consuming whole batches and acking them only when done.
+def register_flow(app: RapportApp, ctx: Context, suffix: str, handle: Handler) -> None:
+    """One batch flow per input topic (``stream.batching``): whole fetched batches.
 
-    ``noack_take`` leaves acks to us: a batch is acked after ``handle`` returns.
-    If ``handle`` raises (Redis or broker still failing after retries), the
-    crashing supervisor stops the worker with the batch unacked, so its offsets
-    are never committed and the next worker replays it.
+    A batch's offsets become committable only after ``handle`` returns. If
+    ``handle`` raises (Redis or the broker still failing after retries), the
+    worker stops with the batch unacked, so the next worker replays it.
     """
     topic = raw_topic(app, ctx.settings.topic(suffix))
-    settings = ctx.settings
 
-    async def flow(stream: faust.StreamT) -> None:
-        async for events in stream.noack_take(settings.batch_size, within=settings.batch_within):
-            deliveries = [
-                Delivery(
-                    topic=e.message.topic,
-                    partition=e.message.partition,
-                    offset=e.message.offset,
-                    key=e.message.key,
-                    value=e.message.value,
-                )
-                for e in events
-            ]
-            await handle(deliveries, suffix, ctx)
-            for event in events:
-                await stream.ack(event)
+    async def flow(deliveries: Sequence[Delivery]) -> None:
+        await handle(deliveries, suffix, ctx)
 
-    app.agent(topic, name=f"rapport.{suffix}", supervisor_strategy=mode.CrashingSupervisor)(flow)
+    app.batch_flow(topic, flow, batch_size=ctx.settings.batch_size)
 
 
 async def measure_lag(app: faust.App, ctx: Context) -> None:

@@ -314,6 +314,8 @@ def _schedule(profile: Profile, moment: Moment, book: CampaignBook) -> Profile:
                     campaign.name, due, "trigger", moment.trigger_event_id, context=moment.context
                 ),
             )
+    if pending == list(profile.pending):
+        return profile
     return replace(profile, pending=tuple(pending))
 
 
@@ -394,6 +396,8 @@ def _retract(
                     )
                 )
             )
+    if not results and len(kept) == len(profile.pending):
+        return profile, results
     return replace(profile, pending=tuple(kept)), results
 
 

@@ -170,13 +170,17 @@ def step(
         now = profile.clock
         segments = memberships(profile, now=now, config=config.segments)
         changes = segment_changes(profile.customer_id, profile.segments, segments, ts=now)
-        profile = replace(profile, segments=segments)
+        if segments != profile.segments:
+            profile = replace(profile, segments=segments)
         profile, decided = _campaigns(
             before, profile, event, changes, config, facts or CatalogFacts()
         )
         results = tuple(o for o in decided if isinstance(o, CampaignResult))
-        exposures, exposed = expose(profile.exposures, results, profile.customer_id)
-        profile = replace(profile, exposures=exposures)
+        if results:
+            exposures, exposed = expose(profile.exposures, results, profile.customer_id)
+            profile = replace(profile, exposures=exposures)
+        else:
+            exposed = ()
         outputs += (*changes, *decided, *exposed)
     updated = CustomerState(profile=profile, applied=applied, outbox=state.outbox + outputs)
     return Step(state=updated, duplicate=False, outputs=outputs)
@@ -393,6 +397,10 @@ class Indexes:
     buyer: tuple[int, int, float] | None
     rfm_segment: str | None
     due: int | None
+    #: Write ``buyer`` / ``rfm_segment`` only when they moved: most writes change neither,
+    #: and rewriting them costs four commands per customer per batch.
+    buyer_changed: bool = True
+    segment_changed: bool = True
     #: Write ``due`` only when it moved: rewriting an unchanged time would put a timer
     #: that is being fired back into the due set, and fire it again.
     due_changed: bool = True
@@ -423,11 +431,8 @@ def indexes(
             forget_campaigns=tuple(sorted(old.exposures)) if state.erased else (),
             forget_orders=tuple(sorted(old.order_facts)) if state.erased else (),
         )
-    totals = order_totals(profile)
-    buyer = None
-    if totals.orders > 0 and totals.last_order_at is not None:
-        buyer = (totals.last_order_at, totals.orders, totals.revenue)
-    segment = profile.rfm.segment if profile.rfm is not None and buyer is not None else None
+    buyer, segment = _buyer(profile)
+    old_buyer, old_segment = _buyer(old) if before is not None else (None, None)
     due = _next_timer(profile, config)
     half_life = config.profile.affinity.half_life_ms
     ranks = {
@@ -440,6 +445,8 @@ def indexes(
     return Indexes(
         buyer=buyer,
         rfm_segment=segment,
+        buyer_changed=buyer != old_buyer,
+        segment_changed=segment != old_segment,
         due=due,
         due_changed=due != _next_timer(old, config) or before is None,
         affinity=ranks,
@@ -448,6 +455,15 @@ def indexes(
         dropped_watching=tuple(sorted(set(was_watched) - set(watched))),
         transactions=None if transactions(profile) == transactions(old) else transactions(profile),
     )
+
+
+def _buyer(profile: Profile) -> tuple[tuple[int, int, float] | None, str | None]:
+    """The RFM population entry (last order, orders, revenue) and the last RFM cell emitted."""
+    totals = order_totals(profile)
+    if totals.orders == 0 or totals.last_order_at is None:
+        return None, None
+    segment = profile.rfm.segment if profile.rfm is not None else None
+    return (totals.last_order_at, totals.orders, totals.revenue), segment
 
 
 def transactions(profile: Profile) -> tuple[tuple[int, float], ...]:

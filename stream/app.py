@@ -3,7 +3,8 @@
 Faust's aiokafka driver hard-codes ``fetch_max_wait_ms=1500``. Real Kafka
 answers a fetch as soon as data arrives, but the dev broker holds each fetch
 for about half that wait, which alone would put ~0.75 s on every event. The
-transport below makes the wait a setting (``RAPPORT_FETCH_MAX_WAIT_MS``).
+transport below makes the wait a setting (``RAPPORT_FETCH_MAX_WAIT_MS``), and its
+consumer is the batch fast path (``stream.batching``).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import faust
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TransportT
 
+from stream.batching import BatchConsumer, BatchFlow, BatchHandler
 from stream.settings import Settings
 
 INPUT_TOPICS = ("clicks", "orders", "customers", "catalog", "feedback")
@@ -40,7 +42,7 @@ class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         return consumer
 
 
-class _Consumer(faust_aiokafka.Consumer):
+class _Consumer(BatchConsumer):
     def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
         return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
@@ -50,7 +52,17 @@ class Transport(faust_aiokafka.Transport):
 
 
 class RapportApp(faust.App):
-    """A faust App whose consumers use Rapport's transport."""
+    """A faust App whose consumers use Rapport's transport, with batch flows."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.batch_flows: dict[str, BatchFlow] = {}
+
+    def batch_flow(self, topic: faust.TopicT, handler: BatchHandler, *, batch_size: int) -> None:
+        """Subscribe to ``topic`` and hand its records to ``handler`` in whole batches."""
+        for name in topic.topics:
+            self.batch_flows[name] = BatchFlow(handler, batch_size)
+        self.topics.add(topic)
 
     def _new_transport(self) -> TransportT:
         return Transport(self.conf.broker_consumer, self, loop=self.loop)

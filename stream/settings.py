@@ -47,14 +47,16 @@ class Settings(BaseSettings):
         default=500, ge=0, description="Longest a fetch may wait for data (broker long-poll)."
     )
     batch_size: int = Field(default=500, ge=1, description="Most events applied per batch.")
-    batch_within: float = Field(
-        default=0.05, gt=0, description="Longest wait, seconds, to fill a batch."
-    )
     dedup_ids: int = Field(
         default=64, ge=1, description="Recent event ids remembered per customer for dedup."
     )
     retention_days: int = Field(
         default=400, ge=1, description="A customer idle this long expires from Redis whole."
+    )
+    cached_states: int = Field(
+        default=20_000,
+        ge=0,
+        description="Decoded customer states a worker keeps in memory (skips re-decoding).",
     )
     fence_days: int = Field(
         default=7,

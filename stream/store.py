@@ -22,6 +22,7 @@ from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
@@ -36,24 +37,44 @@ from stream.state_codec import decode_applied, decode_state, encode_applied, enc
 
 DAY_MS = 86_400_000
 
-# KEYS[1] state hash; ARGV: expected version, new version, state bytes, ttl ms
-_CAS_STATE = """
-local v = redis.call('HGET', KEYS[1], 'v') or '0'
-if v ~= ARGV[1] then return 0 end
-redis.call('HSET', KEYS[1], 'v', ARGV[2], 's', ARGV[3])
-redis.call('PEXPIRE', KEYS[1], ARGV[4])
-return 1
+# A customer's state is one string "<version>:<state bytes>" (a format-2 value is a hash
+# with fields v and s: read here, rewritten as a string at the next write).
+_VERSION_OF = """
+local function version_of(key)
+  local kind = redis.call('TYPE', key)['ok']
+  if kind == 'string' then
+    local head = redis.call('GETRANGE', key, 0, 20)
+    return string.sub(head, 1, string.find(head, ':', 1, true) - 1)
+  elseif kind == 'hash' then
+    return redis.call('HGET', key, 'v') or '0'
+  end
+  return '0'
+end
 """
 
-# KEYS[1] state hash, KEYS[2] fence; ARGV: expected version, fence bytes, fence ttl ms.
+# KEYS[1] state; ARGV: expected version, new "<version>:<state>", ttl ms.
+# The write lands only if the key is still at the expected version. One script per
+# customer (not per batch): each call's keys stay in one Redis Cluster hash slot.
+_CAS_STATE = (
+    _VERSION_OF
+    + """
+if version_of(KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+return 1
+"""
+)
+
+# KEYS[1] state, KEYS[2] fence; ARGV: expected version, fence bytes, fence ttl ms.
 # Erasure: the state goes; what is left is the fence (offsets and event-id digests).
-_ERASE_STATE = """
-local v = redis.call('HGET', KEYS[1], 'v') or '0'
-if v ~= ARGV[1] then return 0 end
+_ERASE_STATE = (
+    _VERSION_OF
+    + """
+if version_of(KEYS[1]) ~= ARGV[1] then return 0 end
 redis.call('DEL', KEYS[1])
 redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
 return 1
 """
+)
 
 # KEYS[1] clock; ARGV[1] candidate ms. The clock only moves forward.
 _ADVANCE_CLOCK = """
@@ -127,6 +148,38 @@ class Population:
     segments: dict[str, str]
 
 
+class DecodedStates:
+    """The states this worker last read or wrote, decoded, keyed by their stored bytes.
+
+    A customer's events come in batch after batch to the same worker, so most
+    loads find the very bytes it wrote last time: comparing them (a memcmp) is
+    enough to reuse the decoded state and skip inflating and decoding it. Keyed
+    by bytes, not version, so a customer erased and re-created at the same
+    version can never be served stale. States are immutable: sharing is safe.
+    Bounded: the oldest entry goes first.
+    """
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self._states: dict[str, tuple[bytes, CustomerState]] = {}
+
+    def decode(self, customer_id: str, raw: bytes) -> CustomerState:
+        known = self._states.get(customer_id)
+        if known is not None and known[0] == raw:
+            return known[1]
+        state = decode_state(raw)
+        self.remember(customer_id, raw, state)
+        return state
+
+    def remember(self, customer_id: str, raw: bytes, state: CustomerState) -> None:
+        if self.capacity <= 0:
+            return
+        self._states.pop(customer_id, None)
+        self._states[customer_id] = (raw, state)
+        if len(self._states) > self.capacity:
+            del self._states[next(iter(self._states))]
+
+
 class Store:
     def __init__(
         self,
@@ -136,12 +189,14 @@ class Store:
         retention_days: int,
         fence_days: int,
         metrics: Metrics,
+        cached_states: int = 0,
     ) -> None:
         self.redis = redis
         self.prefix = prefix
         self.ttl_ms = retention_days * DAY_MS
         self.fence_ms = fence_days * DAY_MS
         self.metrics = metrics
+        self.decoded = DecodedStates(cached_states)
         self._cas = redis.register_script(_CAS_STATE)
         self._erase = redis.register_script(_ERASE_STATE)
         self._clock = redis.register_script(_ADVANCE_CLOCK)
@@ -155,12 +210,17 @@ class Store:
         started = time.perf_counter()
         async with self.redis.pipeline(transaction=False) as pipe:
             for cid in ids:
-                pipe.hmget(keys.customer_state(self.prefix, cid), "v", "s")
-            rows = await pipe.execute()
-        loaded = {}
-        for cid, (version, raw) in zip(ids, rows, strict=True):
-            state = decode_state(raw) if raw is not None else None
-            loaded[cid] = Stored(version=int(version or 0), state=state)
+                pipe.get(keys.customer_state(self.prefix, cid))
+            values = await pipe.execute(raise_on_error=False)
+        by_id = dict(zip(ids, values, strict=True))
+        legacy = [cid for cid, v in by_id.items() if isinstance(v, ResponseError)]
+        if legacy:  # format 2: a hash (v, s), until the customer's next write
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for cid in legacy:
+                    pipe.hmget(keys.customer_state(self.prefix, cid), "v", "s")
+                for cid, (version, state) in zip(legacy, await pipe.execute(), strict=True):
+                    by_id[cid] = b"%s:%s" % (version, state)
+        loaded = {cid: self._stored(cid, raw) for cid, raw in by_id.items()}
         fresh = [cid for cid, s in loaded.items() if s.state is None]
         if fresh:
             async with self.redis.pipeline(transaction=False) as pipe:
@@ -172,6 +232,13 @@ class Store:
                     loaded[cid] = Stored(0, None, fence=decode_applied(raw))
         self.metrics.redis_seconds.labels("load").observe(time.perf_counter() - started)
         return loaded
+
+    def _stored(self, customer_id: str, raw: bytes | None) -> Stored:
+        """A loaded value "<version>:<state>" (None: no state)."""
+        if raw is None:
+            return Stored(version=0, state=None)
+        version, _, state = raw.partition(b":")
+        return Stored(version=int(version), state=self.decoded.decode(customer_id, state))
 
     async def save(
         self, writes: Sequence[Write], index: Sequence[tuple[str, Indexes]] = ()
@@ -186,13 +253,20 @@ class Store:
             return set()
         started = time.perf_counter()
         async with self.redis.pipeline(transaction=False) as pipe:
-            for w in writes:
-                await self._queue_cas(pipe, w)
+            encoded = [await self._queue_cas(pipe, w) for w in writes]
             for cid, entry in index:
                 self._queue_index(pipe, cid, entry)
             answers = (await pipe.execute())[: len(writes)]
         self.metrics.redis_seconds.labels("save").observe(time.perf_counter() - started)
+        self._remember_written(writes, encoded, answers)
         return {w.customer_id for w, ok in zip(writes, answers, strict=True) if not ok}
+
+    def _remember_written(
+        self, writes: Sequence[Write], encoded: Sequence[bytes], answers: Sequence[int]
+    ) -> None:
+        for w, raw, ok in zip(writes, encoded, answers, strict=True):
+            if ok:
+                self.decoded.remember(w.customer_id, raw, w.state)
 
     async def settle(self, settled: Sequence[Write], ticks: Sequence[tuple[str, int]]) -> None:
         """After publishing: empty outboxes (or finish erasures), release applied ticks.
@@ -204,7 +278,9 @@ class Store:
         if not settled and not ticks:
             return
         started = time.perf_counter()
+        kept = [w for w in settled if not w.state.erased]
         async with self.redis.pipeline(transaction=False) as pipe:
+            encoded = [await self._queue_cas(pipe, w) for w in kept]
             for w in settled:
                 if w.state.erased:
                     await self._erase(
@@ -215,33 +291,35 @@ class Store:
                         args=[w.expected_version, encode_applied(w.state.applied), self.fence_ms],
                         client=pipe,
                     )
-                else:
-                    await self._queue_cas(pipe, w)
             for cid, due in ticks:
                 pipe.zrem(keys.timers_leased(self.prefix), f"{cid}|{due}")
-            await pipe.execute()
+            answers = await pipe.execute()
         self.metrics.redis_seconds.labels("settle").observe(time.perf_counter() - started)
+        self._remember_written(kept, encoded, answers[: len(kept)])
 
-    async def _queue_cas(self, pipe: Pipeline, w: Write) -> None:
-        """Queue the compare-and-set of one state: it lands only at ``expected_version``."""
+    async def _queue_cas(self, pipe: Pipeline, w: Write) -> bytes:
+        """Queue the compare-and-set of one state (it lands only at ``expected_version``);
+        return the state's stored bytes."""
+        raw = encode_state(w.state)
         await self._cas(
             keys=[keys.customer_state(self.prefix, w.customer_id)],
-            args=[w.expected_version, w.expected_version + 1, encode_state(w.state), self.ttl_ms],
+            args=[w.expected_version, b"%d:%s" % (w.expected_version + 1, raw), self.ttl_ms],
             client=pipe,
         )
+        return raw
 
     def _queue_index(self, pipe: Pipeline, cid: str, entry: Indexes) -> None:
         p = self.prefix
-        if entry.buyer is None:
+        if entry.buyer_changed and entry.buyer is None:
             for dim in "rfm":
                 pipe.zrem(keys.rfm_index(p, dim), cid)
-        else:
+        elif entry.buyer_changed and entry.buyer is not None:
             last, orders, revenue = entry.buyer
             for dim, score in (("r", last), ("f", orders), ("m", revenue)):
                 pipe.zadd(keys.rfm_index(p, dim), {cid: score})
-        if entry.rfm_segment is None:
+        if entry.segment_changed and entry.rfm_segment is None:
             pipe.hdel(keys.rfm_segments(p), cid)
-        else:
+        elif entry.segment_changed:
             pipe.hset(keys.rfm_segments(p), cid, entry.rfm_segment)
         if entry.due_changed and entry.due is None:
             pipe.zrem(keys.timers_due(p), cid)
@@ -265,8 +343,7 @@ class Store:
             pipe.hset(keys.clv_transactions(p), cid, orjson.dumps(entry.transactions))
 
     async def read(self, customer_id: str) -> CustomerState | None:
-        raw = await self.redis.hget(keys.customer_state(self.prefix, customer_id), "s")
-        return decode_state(raw) if raw is not None else None
+        return (await self.load([customer_id]))[customer_id].state
 
     async def customer_keys(self, customer_id: str) -> list[bytes]:
         """Every key that names this customer (tests and erasure audits)."""

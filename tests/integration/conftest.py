@@ -72,7 +72,6 @@ def settings(stack: DevStack, tmp_path_factory: pytest.TempPathFactory) -> Itera
         web_port=free_port(),
         fetch_max_wait_ms=20,
         partitions=2,
-        batch_within=0.02,
     )
     yield built
     delete_keys(built)

@@ -250,3 +250,21 @@ def test_a_second_order_leaves_new_for_active_and_reschedules() -> None:
         enter("tier:silver", AT_RISK + 1),
     ]
     assert indexes(result.state, config=CONFIG).due == AT_RISK + 1 + 90 * DAY_MS
+
+
+def test_the_rfm_population_entry_is_rewritten_only_when_it_moves() -> None:
+    first = one_order()
+    entry = indexes(first, config=CONFIG, before=new_state(CID))
+    assert (entry.buyer, entry.buyer_changed) == ((T0, 1, 40.0), True)
+    browsed = step(first, Click("k-1", T0 + DAY_MS, CID, "page_view"), config=CONFIG).state
+    unchanged = indexes(browsed, config=CONFIG, before=first)
+    assert (unchanged.buyer_changed, unchanged.segment_changed) == (False, False)
+    again = step(browsed, placed("ord-2", "o2", T0 + 2 * DAY_MS), config=CONFIG).state
+    moved = indexes(again, config=CONFIG, before=browsed)
+    assert (moved.buyer, moved.buyer_changed) == ((T0 + 2 * DAY_MS, 2, 80.0), True)
+
+
+def test_a_browser_who_never_bought_writes_no_rfm_entries() -> None:
+    browsed = step(new_state(CID), Click("k-1", T0, CID, "page_view"), config=CONFIG).state
+    entry = indexes(browsed, config=CONFIG, before=new_state(CID))
+    assert (entry.buyer, entry.buyer_changed, entry.segment_changed) == (None, False, False)

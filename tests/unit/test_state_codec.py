@@ -6,6 +6,7 @@ from dataclasses import replace
 from typing import get_args
 
 import orjson
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from strategies import CONFIG, fold_all, histories, histories_with_outbox
@@ -26,10 +27,12 @@ from models.profile import Profile
 from models.rfm import make_rfm
 from stream.state_codec import (
     FORMAT,
+    StateFormatError,
     decode_state,
     encode_state,
     profile_from_plain,
     profile_to_plain,
+    state_to_plain,
 )
 
 
@@ -64,8 +67,49 @@ def test_round_trip_of_a_new_state() -> None:
 
 
 def test_the_stored_document_carries_its_format_version_and_customer() -> None:
-    doc = orjson.loads(encode_state(new_state("c1")))
+    raw = encode_state(new_state("c1"))
+    assert raw[:1] == b"\x03"
+    doc = state_to_plain(decode_state(raw))
     assert (doc["f"], doc["p"]["id"]) == (FORMAT, "c1")
+
+
+def typical(cid: str) -> CustomerState:
+    """A registered shopper who browsed a dozen products and ordered once."""
+    t0 = 1_795_341_600_000
+    events: list[AnyEvent] = [
+        CustomerUpdate(
+            "u1",
+            t0,
+            cid,
+            email=f"{cid}@example.com",
+            timezone="Europe/Berlin",
+            attributes=(("city", "Berlin"),),
+            consent=(("email", True), ("sms", False)),
+        ),
+        *(
+            Click(f"v{i}", t0 + i * 60_000, cid, "product_view", f"sku-{i % 12}", "shoes")
+            for i in range(20)
+        ),
+        Order("o1", t0 + 3_600_000, cid, "ord-1", total=59.0, items=(OrderItem("sku-3"),)),
+    ]
+    return run(cid, events)
+
+
+def test_a_typical_state_is_stored_in_a_third_of_its_json() -> None:
+    state = typical("c-typical")
+    plain = orjson.dumps(state_to_plain(state))
+    assert len(encode_state(state)) * 3 <= len(plain)
+
+
+def test_a_format_2_value_is_still_read() -> None:
+    state = typical("c-old")
+    format_2 = orjson.dumps({**state_to_plain(state), "f": 2})
+    assert decode_state(format_2) == state
+
+
+def test_an_unknown_format_says_so() -> None:
+    with pytest.raises(StateFormatError, match="unknown customer state format"):
+        decode_state(b"\x07garbage")
 
 
 # --- every output kind, merged and erased states ------------------------------------------
