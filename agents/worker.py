@@ -35,6 +35,9 @@ log = logging.getLogger(__name__)
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 CUSTOMER_TOPICS = ("clicks", "orders", "customers", "feedback", "internal")
 
+#: The refresh lease lasts most of a period, so the next period's timers can take it again.
+REFRESH_LEASE_SHARE = 0.9
+
 Handler = Callable[[Sequence[Delivery], str, Context], Awaitable[None]]
 
 
@@ -74,8 +77,10 @@ def build_worker(settings: Settings) -> RapportApp:
 def register_periodic(app: faust.App, ctx: Context) -> None:
     """Timers of the worker: lifecycle timer polling and the population refresh.
 
-    Both publish internal events only (never write a customer), so running
-    them on every worker is safe; duplicates carry the same event ids.
+    Both publish internal events only (never write a customer). Timer polling
+    runs on every worker (leases in Redis hand each due timer to one poll);
+    the population refresh runs on whichever worker takes the period's lease,
+    so a group of workers refreshes once per period, not once per worker.
     """
 
     @app.timer(ctx.settings.timer_interval, name="rapport.lifecycle_timers")
@@ -99,8 +104,10 @@ def register_periodic(app: faust.App, ctx: Context) -> None:
 
     @app.timer(ctx.settings.refresh_seconds, name="rapport.population_refresh")
     async def population_refresh() -> None:
+        period = ctx.settings.refresh_seconds
         try:
-            await refresh_population(ctx)
+            if await ctx.store.claim_lease("population_refresh", period * REFRESH_LEASE_SHARE):
+                await refresh_population(ctx)
         except Exception:  # the next refresh recomputes everything from scratch
             log.exception("population refresh failed; retrying next interval")
 

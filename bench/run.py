@@ -1,11 +1,15 @@
-"""Rapport's speed bench: throughput, latency, CPU and memory of one worker, in one command.
+"""Rapport's speed bench: throughput, latency, CPU and memory of the worker, in one command.
 
 Starts the embedded stack (Tansu broker + Redis), pre-loads N generated shop events
 (clicks:orders about 20:1, customer records with consent) into a fresh topic prefix
-per run, and measures three consumers of the same events, each in a fresh consumer
-group: a raw floor (plain aiokafka + one packed Redis script per batch), faust no-op
-agents, and the real `rapport worker`. Then it offers live events at half the
-measured worker rate and measures event-to-decision latency. Medians over --runs.
+per run, and measures four consumers of the same events, each in a fresh consumer
+group: a raw floor (plain aiokafka + one packed Redis script per batch), a faust
+no-op on faust's per-message path and one on Rapport's batch fast path, and the real
+`rapport worker`. Then it offers live events at half the measured worker rate and
+measures event-to-decision latency. Then (unless --no-scale-out) two `rapport worker`
+processes in one consumer group consume the same history, produced again into a
+fresh prefix: their combined rate, and every customer's state compared with the
+single worker's. Medians over --runs.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import asyncio
 import contextlib
 import os
 import platform
+import re
 import shlex
 import shutil
 import signal
@@ -40,12 +45,20 @@ from rich.progress import (
     TextColumn,
     TimeElapsedColumn,
 )
-from speed.floor import run_floor
+from speed.exactness import Snapshot, compare, snapshot
+from speed.floor import MIN_SECONDS, run_floor
 from speed.latency import Latencies, measure_latency, percentile
 from speed.metrics import Sample, events_counted, fetch, scrape
 from speed.procs import BenchError, Window, check_alive, start_noop, start_worker, watch
 from speed.report import FIGURES, medians, print_results, write_json
-from speed.results import RapportResult, details, figures, redis_snapshot
+from speed.results import (
+    RapportResult,
+    RunResult,
+    ScaleOutResult,
+    details,
+    figures,
+    redis_snapshot,
+)
 from speed.workload import LiveLoad, Workload, build_workload, produce, wall_ms
 
 from agents.demo import stop_process
@@ -67,19 +80,41 @@ STABLE_TIMEOUT = 30.0
 EPILOG = """\
 how each figure is measured:
   events/s         from the first progress seen to the first poll (every 0.1 s) at N:
-                   (events done then - events done at the start) / elapsed. The raw
-                   floor counts itself (re-reading the records from the start until
-                   its window lasts 2 s); faust no-op answers GET /bench/consumed;
-                   the worker is read from rapport_events_total (input topics, all
-                   outcomes) on GET /metrics, i.e. input to committed state and
-                   published (broker-acknowledged) outputs.
+                   (events done then - events done at the start) / elapsed.
+                   raw floor: counts itself, re-reading the records from the start
+                   until its window lasts 2 s. faust no-op: a subprocess answering
+                   GET /bench/consumed, re-reading the same way; "per-message path" =
+                   faust agents taking noack_take(batch_size, within=0.05 s) and acking
+                   each event (faust's own delivery), "batch fast path" =
+                   RapportApp.batch_flow handlers (whole fetched batches, as the worker
+                   consumes now) that only count. rapport worker: rapport_events_total
+                   (input topics, all outcomes) on GET /metrics, i.e. input to committed
+                   state and published (broker-acknowledged) outputs.
   latency          live records at half the rapport rate for --latency-seconds; each
                    10th is a new customer opting in to email (welcome campaign).
                    Reported: decision record timestamp (set by the worker's producer)
                    minus the trigger's ts (wall clock at produce). Also: time received
                    by a plain consumer, and the worker's own histogram (bucket-
                    interpolated, observations of this phase only).
-  CPU              utime+stime from /proc/<pid>/stat over the throughput window.
+  2 workers        (skipped with --no-scale-out) after the latency phase, the history
+                   is produced again into a fresh prefix (topics, Redis keys, consumer
+                   group) and two `rapport worker` processes of one group, started
+                   together, share its --partitions (both join the group's first
+                   generation: the dev broker holds a JoinGroup 3 s; the generations
+                   each joined are reported). events/s as above on the sum of both
+                   workers' rapport_events_total, from the first progress of either
+                   until the sum is at N; ratio to the single worker of the same run,
+                   printed as worker cores ratio / CPU-per-event ratio.
+  exactness        once the single worker settled (before the latency phase) and once
+                   both scale-out workers settled, GET /customers/{id}?as_of=T (same T)
+                   for every customer id of the history; compared: the fields the input
+                   alone determines (orders, revenue, first/last seen, last order,
+                   views, windows, affinity, RFM, tier, lifecycle, consent, contact,
+                   attributes; cart lines and aliases as sets), not clv or segments.
+                   Mismatches are counted (scaleout_mismatches in the JSON), the first
+                   ones printed, and any make the bench exit with 1.
+  CPU              utime+stime from /proc/<pid>/stat over the throughput window;
+                   "other" = busy time of the whole machine (/proc/stat) minus those.
   bytes/profile    Redis INFO used_memory growth over the worker's throughput phase
                    / distinct customer ids in the history (the raw floor writes to
                    another DB, flushed before the worker starts).
@@ -139,6 +174,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     add("--fetch-wait-ms", type=int, default=20, help="fetch_max_wait_ms of every consumer")
     add("--latency-seconds", type=float, default=20.0, help="latency phase length (default 20)")
     add("--seed", type=int, default=11, help="seed of the simulated shop (default 11)")
+    add(
+        "--scale-out",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also measure two workers sharing the partitions (default: on)",
+    )
     args = parser.parse_args(argv)
     if args.events < 100 or args.runs < 1 or args.latency_seconds <= 0:
         parser.error("need --events >= 100, --runs >= 1 and --latency-seconds > 0")
@@ -154,9 +195,9 @@ def redis_db(url: str, db: int) -> str:
     return urlunsplit((parts.scheme, parts.netloc, f"/{db}", parts.query, parts.fragment))
 
 
-def run_settings(bench: Bench, index: int) -> Settings:
-    """A fresh topic prefix, key prefix and consumer group for the worker of one run."""
-    name = f"bench-{bench.tag}-{index}"
+def run_settings(bench: Bench, index: int, phase: str = "") -> Settings:
+    """A fresh topic prefix, key prefix and consumer group for the worker(s) of one run."""
+    name = f"bench-{bench.tag}-{index}{phase}"
     return Settings(
         kafka_url=bench.stack.kafka_url,
         redis_url=bench.stack.redis_url,
@@ -191,55 +232,91 @@ async def floor_phase(bench: Bench, settings: Settings, label: str) -> Window:
     return window
 
 
-async def noop_phase(bench: Bench, settings: Settings, label: str) -> Window:
+#: The faust no-op's consumer paths (``noop_app.py --path``), their names and groups.
+NOOP_PATHS = {
+    "stream": ("faust no-op (per-message)", "noop"),
+    "batch": ("faust no-op (fast path)", "fastpath"),
+}
+
+
+async def noop_phase(bench: Bench, settings: Settings, label: str, path: str) -> Window:
+    name, group = NOOP_PATHS[path]
     own = settings.model_copy(
         update={
-            "app_id": f"{settings.app_id}-noop",
+            "app_id": f"{settings.app_id}-{group}",
             "web_port": free_port(),
-            "data_dir": str(Path(settings.data_dir).with_name("noop")),
+            "data_dir": str(Path(settings.data_dir).with_name(group)),
         }
     )
     log = Path(own.data_dir) / "noop.log"
     base = f"http://127.0.0.1:{own.web_port}"
 
-    async def consumed() -> float:
-        body = await asyncio.to_thread(fetch, f"{base}/bench/consumed")
-        return float(orjson.loads(body)["events"]) if body else 0.0
+    finished = False
 
-    proc = start_noop(own, log)
+    async def consumed() -> float:
+        nonlocal finished
+        body = await asyncio.to_thread(fetch, f"{base}/bench/consumed")
+        answer = orjson.loads(body) if body else {"events": 0, "finished": False}
+        finished = answer["finished"]
+        return float(answer["events"])
+
+    records = len(bench.workload.records)
+    proc = start_noop(own, log, path=path, records=records, min_seconds=MIN_SECONDS)
     try:
-        with bench.ui.phase(f"{label} faust no-op", len(bench.workload.records)) as update:
+        with bench.ui.phase(f"{label} {name}", records) as update:
             window = await watch(
                 consumed,
-                target=len(bench.workload.records),
+                target=records,
                 pids=pids(proc.pid, bench),
-                proc=proc,
-                log=log,
+                children={proc: log},
                 on_progress=update,
+                finished=lambda done: finished,
             )
     finally:
         stop_process(proc)
-    bench.ui.log(f"{label} faust no-op: {window.rate:,.0f} events/s")
+    bench.ui.log(f"{label} {name}: {window.rate:,.0f} events/s")
     return window
 
 
-async def rapport_phase(bench: Bench, settings: Settings, label: str) -> RapportResult:
-    """Throughput and memory from the pre-loaded events, then latency on the same worker."""
+@dataclass(frozen=True)
+class States:
+    """Every customer's state as the settled single worker answered (before live events)."""
+
+    as_of: int
+    customers: Snapshot
+
+
+async def rapport_phase(
+    bench: Bench, settings: Settings, label: str
+) -> tuple[RapportResult, States | None]:
+    """Throughput and memory from the pre-loaded events, the customers' states (for the
+    scale-out's exactness check), then latency on the same worker."""
     log = Path(settings.data_dir) / "worker.log"
     base = f"http://127.0.0.1:{settings.web_port}"
     redis_before = redis_snapshot(bench.admin)
     proc = start_worker(settings, log)
     try:
         window = await rapport_throughput(bench, base, proc, log, label)
-        settled = await wait_stable(base, proc, log)
+        (settled,) = await wait_stable({base: (proc, log)})
         redis_after = redis_snapshot(bench.admin)
+        states = None
+        if bench.args.scale_out:
+            states = await read_states(bench, base, wall_ms(), label)
         rate = window.rate * LATENCY_LOAD_SHARE
         latencies = await latency_phase(bench, settings, rate, label)
         latency_end = await scrape(base)
         check_alive(proc, log)
     finally:
         stop_process(proc)
-    return RapportResult(window, redis_before, redis_after, latencies, settled, latency_end)
+    result = RapportResult(window, redis_before, redis_after, latencies, settled, latency_end)
+    return result, states
+
+
+async def read_states(bench: Bench, base: str, as_of: int, label: str) -> States:
+    ids = bench.workload.customer_ids
+    with bench.ui.phase(f"{label} reading customers", len(ids)) as update:
+        customers = await snapshot(base, ids, as_of=as_of, on_progress=update)
+    return States(as_of, customers)
 
 
 async def rapport_throughput(
@@ -253,28 +330,32 @@ async def rapport_throughput(
             counted,
             target=len(bench.workload.records),
             pids=pids(proc.pid, bench),
-            proc=proc,
-            log=log,
+            children={proc: log},
             on_progress=update,
         )
     bench.ui.log(f"{label} rapport worker: {window.rate:,.0f} events/s")
     return window
 
 
-async def wait_stable(base: str, proc: subprocess.Popen[bytes], log: Path) -> list[Sample]:
-    """Wait until every counter of the worker stayed still for ``STABLE_SECONDS``."""
+Worker = tuple[subprocess.Popen[bytes], Path]  # a worker process and its log
+
+
+async def wait_stable(workers: dict[str, Worker]) -> list[list[Sample]]:
+    """Wait until every counter of the workers (base URL -> process and log) stayed still
+    for ``STABLE_SECONDS``; then each one's metrics."""
     last: float | None = None
     since = deadline = time.monotonic()
     deadline += STABLE_TIMEOUT
     while True:
-        samples = await scrape(base)
-        total = sum(s.value for s in samples if s.name.endswith("_total"))
+        every = await asyncio.gather(*(scrape(base) for base in workers))
+        total = sum(s.value for samples in every for s in samples if s.name.endswith("_total"))
         now = time.monotonic()
         if total != last:
             last, since = total, now
         elif now - since >= STABLE_SECONDS or now > deadline:
-            return samples
-        check_alive(proc, log)
+            return every
+        for proc, log in workers.values():
+            check_alive(proc, log)
         await asyncio.sleep(0.1)
 
 
@@ -304,24 +385,103 @@ async def tick(update: Callable[[float], None], seconds: float) -> None:
         await asyncio.sleep(0.25)
 
 
+async def scaleout_phase(bench: Bench, index: int, label: str, single: States) -> ScaleOutResult:
+    """Two workers of one group on the same history, in a fresh prefix: combined rate,
+    then every customer's state against the single worker's."""
+    settings = run_settings(bench, index, "-x2")
+    await produce_history(bench, settings, f"{label} producing history again")
+    bench.admin.flushall()  # the single worker's keys (its states are already read)
+    second = settings.model_copy(
+        update={"web_port": free_port(), "data_dir": f"{settings.data_dir}-2"}
+    )
+    workers: dict[str, Worker] = {}
+    try:
+        for own in (settings, second):
+            log = Path(own.data_dir) / "worker.log"
+            workers[f"http://127.0.0.1:{own.web_port}"] = (start_worker(own, log), log)
+        window, first, all_running = await scaleout_throughput(bench, workers, label)
+        settled = await wait_stable(workers)
+        base = next(iter(workers))
+        scaled = await read_states(bench, base, single.as_of, label)
+    finally:
+        for proc, _ in workers.values():
+            stop_process(proc)
+    mismatches = compare(single.customers, scaled.customers)
+    verdict = f"{len(mismatches):,} mismatches in {len(single.customers):,} customers"
+    bench.ui.log(f"{label} 2 rapport workers: {window.rate:,.0f} events/s; {verdict}")
+    generations = [joined_generations(log) for _, log in workers.values()]
+    customers = len(single.customers)
+    return ScaleOutResult(window, settled, first, all_running, generations, customers, mismatches)
+
+
+def joined_generations(log: Path) -> list[int]:
+    """The consumer group generations a worker joined, from its log (more than one: a
+    rebalance moved partitions while it ran)."""
+    text = log.read_text(errors="replace") if log.exists() else ""
+    return [int(g) for g in re.findall(r"Joined group '[^']*' \(generation (\d+)\)", text)]
+
+
+async def scaleout_throughput(
+    bench: Bench, workers: dict[str, Worker], label: str
+) -> tuple[Window, list[float | None], tuple[float, float] | None]:
+    """The combined window, when each worker first counted an input event, and the time
+    and combined count at the first poll where every worker had counted one."""
+    first: list[float | None] = [None] * len(workers)
+    all_running: tuple[float, float] | None = None
+
+    async def counted() -> float:
+        nonlocal all_running
+        every = await asyncio.gather(*(scrape(base) for base in workers))
+        counts = [events_counted(samples) for samples in every]
+        now = time.monotonic()
+        for number, count in enumerate(counts):
+            if count > 0 and first[number] is None:
+                first[number] = now
+        if all_running is None and all(counts):
+            all_running = (now, sum(counts))
+        return sum(counts)
+
+    procs = [proc.pid for proc, _ in workers.values()]
+    others = {name: pid for name, pid in bench.services.items() if pid not in procs}
+    with bench.ui.phase(f"{label} 2 rapport workers", len(bench.workload.records)) as update:
+        window = await watch(
+            counted,
+            target=len(bench.workload.records),
+            pids={"consumer": procs[0], "consumer_2": procs[1], **others},
+            children=dict(workers.values()),
+            on_progress=update,
+        )
+    return window, first, all_running
+
+
+async def produce_history(bench: Bench, settings: Settings, description: str) -> None:
+    await ensure_topics(settings, bench.stack.kafka_url)
+    with bench.ui.phase(description, len(bench.workload.records)) as update:
+        await produce(settings, bench.workload.records, update)
+
+
 async def run_once(bench: Bench, index: int) -> tuple[dict[str, float], dict[str, Any]]:
     label = f"[{index + 1}/{bench.args.runs}]"
     settings = run_settings(bench, index)
     clock = PhaseClock()
-    await ensure_topics(settings, bench.stack.kafka_url)
-    with bench.ui.phase(f"{label} producing history", len(bench.workload.records)) as update:
-        await produce(settings, bench.workload.records, update)
+    await produce_history(bench, settings, f"{label} producing history")
     bench.admin.flushall()
     clock.lap("produce")
     floor = await floor_phase(bench, settings, label)
     bench.admin.flushall()  # the floor's keys must not count as the worker's memory
     clock.lap("raw_floor")
-    noop = await noop_phase(bench, settings, label)
+    noop = await noop_phase(bench, settings, label, "stream")
     clock.lap("faust_noop")
-    rapport = await rapport_phase(bench, settings, label)
+    fastpath = await noop_phase(bench, settings, label, "batch")
+    clock.lap("fastpath_noop")
+    rapport, states = await rapport_phase(bench, settings, label)
     clock.lap("rapport")
-    run_figures = figures(floor, noop, rapport, customers=bench.workload.customers)
-    return run_figures, details(floor, noop, rapport, clock.laps)
+    scaleout = None
+    if states is not None:
+        scaleout = await scaleout_phase(bench, index, label, states)
+        clock.lap("scaleout")
+    run = RunResult(floor, noop, fastpath, rapport, scaleout)
+    return figures(run, customers=bench.workload.customers), details(run, clock.laps)
 
 
 class PhaseClock:
@@ -384,15 +544,23 @@ def document(
             "fetch_wait_ms": args.fetch_wait_ms,
             "latency_seconds": args.latency_seconds,
             "latency_load_share": LATENCY_LOAD_SHARE,
+            "scale_out": args.scale_out,
             "seed": args.seed,
             "customers": workload.customers,
             "per_topic": workload.per_topic,
         },
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
-        "units": {f.key: f.unit for f in FIGURES},
+        "units": {f.key: f.unit for f in FIGURES if all(f.key in r for r in runs)},
         "median": medians(runs),
+        "scaleout_mismatches": scaleout_mismatches(extra),
         "runs": [{"figures": f, "details": d} for f, d in zip(runs, extra, strict=True)],
     }
+
+
+def scaleout_mismatches(extra: list[dict[str, Any]]) -> int | None:
+    """Customers' fields that differ between one and two workers, over all runs."""
+    checked = [d["scaleout"]["mismatches"] for d in extra if "scaleout" in d]
+    return sum(checked) if checked else None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -420,6 +588,12 @@ def main(argv: list[str] | None = None) -> int:
     write_json(args.json, result)
     print_results(result)
     console.print(f"{time.monotonic() - started:,.0f} s; results in {args.json}")
+    if result["scaleout_mismatches"]:
+        console.print(
+            f"[red]bench failed[/red]: {result['scaleout_mismatches']:,} customer fields differ "
+            f"between one and two workers (details.scaleout in {args.json}); logs kept in {work}"
+        )
+        return 1
     shutil.rmtree(work, ignore_errors=True)
     return 0
 

@@ -96,12 +96,10 @@ class Profile:
 
     @property
     def cart(self) -> dict[str, int]:
-        """Product -> quantity, replayed in event time (removals never go below zero)."""
-        return {
-            pid: qty
-            for pid, changes in self.cart_lines.items()
-            if (qty := line_quantity(changes)) > 0
-        }
+        """Product -> quantity, replayed in event time (removals never go below zero),
+        in the order the lines were first added in event time (not arrival order)."""
+        lines = sorted(self.cart_lines.items(), key=lambda line: (_first_change(line[1]), line[0]))
+        return {pid: qty for pid, changes in lines if (qty := line_quantity(changes)) > 0}
 
 
 @dataclass(frozen=True, slots=True)
@@ -337,6 +335,10 @@ def _trim_views(views: dict[str, tuple[int, int]]) -> dict[str, tuple[int, int]]
         stalest = min(views, key=lambda pid: (views[pid][1], pid))
         del views[stalest]
     return views
+
+
+def _first_change(changes: CartLine) -> int:
+    return min((ts for ts, _ in changes), default=0)
 
 
 def line_quantity(changes: CartLine) -> int:

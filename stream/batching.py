@@ -155,19 +155,36 @@ class BatchConsumer(faust_aiokafka.Consumer):
     async def _handle(self, flow: BatchFlow, chunk: Sequence[Any], generation: int) -> None:
         """Run one chunk to the end, even if the fetcher is cancelled meanwhile (shutdown):
         faust then waits for it in ``wait_empty`` and commits what it finished."""
+        read_before = self._mark_read(chunk)
         marker = _InFlight()
         self._unacked_messages.add(marker)  # type: ignore[arg-type]
-        task = asyncio.ensure_future(self._run_and_ack(flow, chunk, generation, marker))
+        task = asyncio.ensure_future(
+            self._run_and_ack(flow, chunk, generation, marker, read_before)
+        )
         try:
             await asyncio.shield(task)
         except asyncio.CancelledError:
-            if task.done() or not self.transport.app.should_stop:
-                raise
-            log.info("stopping: letting the batch in flight finish first")
+            if not task.done() and self.transport.app.should_stop:
+                log.info("stopping: letting the batch in flight finish first")
             raise
 
+    def _mark_read(self, chunk: Sequence[Any]) -> dict[TP, int | None]:
+        """Record the chunk as read (as faust does at delivery); return what was read before."""
+        before: dict[TP, int | None] = {}
+        for record in chunk:
+            tp = self._new_topicpartition(record.topic, record.partition)
+            if tp not in before:
+                before[tp] = self._read_offset[tp]
+            self._read_offset[tp] = record.offset
+        return before
+
     async def _run_and_ack(
-        self, flow: BatchFlow, chunk: Sequence[Any], generation: int, marker: _InFlight
+        self,
+        flow: BatchFlow,
+        chunk: Sequence[Any],
+        generation: int,
+        marker: _InFlight,
+        read_before: Mapping[TP, int | None],
     ) -> None:
         try:
             await flow.handler(
@@ -179,13 +196,13 @@ class BatchConsumer(faust_aiokafka.Consumer):
             raise
         else:
             if self.app.consumer_generation_id == generation:
-                await self._ack_chunk(chunk)
+                await self._ack_chunk(chunk, read_before)
         finally:
             marker.acked = True
             self._unacked_messages.discard(marker)  # type: ignore[arg-type]
             notify(self._waiting_for_ack)
 
-    async def _ack_chunk(self, chunk: Sequence[Any]) -> None:
+    async def _ack_chunk(self, chunk: Sequence[Any], read_before: Mapping[TP, int | None]) -> None:
         """faust's ``ack`` per record, as one step per partition, plus its gap bookkeeping."""
         assigned = self.assignment()
         offsets: dict[TP, list[int]] = {}
@@ -196,7 +213,7 @@ class BatchConsumer(faust_aiokafka.Consumer):
         for tp, tp_offsets in offsets.items():
             if tp not in assigned:
                 continue
-            await self._add_read_gaps(tp, tp_offsets)
+            await self._add_read_gaps(tp, read_before.get(tp), tp_offsets)
             committed = self._committed_offset[tp]
             index = self._acked_index[tp]
             new = [
@@ -205,16 +222,14 @@ class BatchConsumer(faust_aiokafka.Consumer):
             index.update(new)
             self._acked[tp].extend(new)
             self._n_acked += len(new)
-            self._read_offset[tp] = max(tp_offsets)
             self.app.monitor.stream_inbound_time[tp] = now
         commit_every = self._commit_every
         if commit_every is not None and self._n_acked >= commit_every:
             self._n_acked = 0
             await self.commit()
 
-    async def _add_read_gaps(self, tp: TP, offsets: Sequence[int]) -> None:
+    async def _add_read_gaps(self, tp: TP, previous: int | None, offsets: Sequence[int]) -> None:
         """Offsets the broker skipped (compaction, transaction markers) count as done."""
-        previous = self._read_offset[tp]
         for offset in offsets:
             if previous is not None and offset - previous > 1:
                 await self._add_gap(tp, previous + 1, offset - 1)

@@ -29,6 +29,11 @@ def clock(prefix: str) -> str:
     return f"{prefix}clock"
 
 
+def lease(prefix: str, job: str) -> str:
+    """Held by the one worker that runs a periodic population job this period."""
+    return f"{prefix}lease:{job}"
+
+
 def rfm_index(prefix: str, dimension: str) -> str:
     """``r``: last order time, ``f``: orders, ``m``: revenue, by customer id."""
     return f"{prefix}{{rfm}}:{dimension}"

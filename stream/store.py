@@ -424,6 +424,14 @@ class Store:
 
     # --- clock and products --------------------------------------------------------------
 
+    async def claim_lease(self, job: str, seconds: float) -> bool:
+        """True for the first worker to ask in a period of ``seconds``: a population job
+        that every worker's timer would start runs once per period, not once per worker."""
+        taken = await self.redis.set(
+            keys.lease(self.prefix, job), b"1", nx=True, px=max(1, int(seconds * 1000))
+        )
+        return bool(taken)
+
     async def advance_clock(self, ts: int) -> int:
         return int(await self._clock(keys=[keys.clock(self.prefix)], args=[ts]))
 

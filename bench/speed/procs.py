@@ -57,9 +57,14 @@ def start_worker(settings: Settings, log: Path) -> subprocess.Popen[bytes]:
     return spawn([sys.executable, "-m", "agents.cli", "worker"], settings, log)
 
 
-def start_noop(settings: Settings, log: Path) -> subprocess.Popen[bytes]:
-    """The faust no-op consumer (``noop_app.py`` next to this file)."""
-    return spawn([sys.executable, str(NOOP_APP)], settings, log)
+def start_noop(
+    settings: Settings, log: Path, *, path: str, records: int, min_seconds: float
+) -> subprocess.Popen[bytes]:
+    """The faust no-op consumer (``noop_app.py`` next to this file) on ``path``:
+    ``stream`` (faust's per-message path) or ``batch`` (the batch fast path). It reads
+    the ``records`` pre-loaded records again until its window lasts ``min_seconds``."""
+    argv = [sys.executable, str(NOOP_APP), "--path", path, "--records", str(records)]
+    return spawn([*argv, "--min-seconds", str(min_seconds)], settings, log)
 
 
 def machine_busy_seconds() -> float:
@@ -125,7 +130,8 @@ class Window:
 
         ``other``: what the rest of the machine used meanwhile (other programs).
         """
-        used = {name: self.cpu(name) / self.seconds for name in self.first.cpu}
+        seconds = self.seconds or math.nan  # a window of one poll says nothing
+        used = {name: self.cpu(name) / seconds for name in self.first.cpu}
         mine = sum(v for k, v in used.items() if k != MACHINE)
         used["other"] = max(0.0, used[MACHINE] - mine)  # both sampled: noise on short windows
         return {name: round(value, 3) for name, value in used.items()}
@@ -136,27 +142,34 @@ async def watch(
     *,
     target: int,
     pids: Mapping[str, int],
-    proc: subprocess.Popen[bytes],
-    log: Path,
+    children: Mapping[subprocess.Popen[bytes], Path],
     on_progress: Callable[[float], None],
+    finished: Callable[[float], bool] | None = None,
     start_timeout: float = 90.0,
     stall_timeout: float = 60.0,
 ) -> Window:
-    """Poll ``count`` until it reaches ``target``; the window starts at the first progress."""
+    """Poll ``count`` until it reaches ``target`` (or, if given, until ``finished(count)``);
+    the window starts at the first progress.
+
+    ``children``: the consumer processes doing the work and their logs (all must live).
+    """
+    finished = finished or (lambda done: done >= target)
+    log = ", ".join(str(path) for path in children.values())
     started = time.monotonic()
     first: Mark | None = None
     last_change, last_count = started, 0.0
     while True:
         done = await count()
         now = mark(done, pids)
-        on_progress(done)
+        on_progress(min(done, target))
         if first is None and done > 0:
             first = now
-        if first is not None and done >= target:
+        if first is not None and finished(done):
             return Window(first, now)
         if done != last_count:
             last_change, last_count = now.t, done
-        check_alive(proc, log)
+        for proc, proc_log in children.items():
+            check_alive(proc, proc_log)
         if first is None and now.t - started > start_timeout:
             raise BenchError(f"no event consumed within {start_timeout:.0f}s; see {log}")
         if first is not None and now.t - last_change > stall_timeout:

@@ -45,6 +45,7 @@ class Workload:
     records: list[Record]
     customers: int  # distinct customer ids (anonymous visitors included): profiles created
     per_topic: dict[str, int]
+    customer_ids: tuple[str, ...]  # those ids, sorted
 
 
 def build_workload(*, events: int, customers: int, seed: int, now_ms: int) -> Workload:
@@ -65,7 +66,8 @@ def build_workload(*, events: int, customers: int, seed: int, now_ms: int) -> Wo
     if len(records) < events:
         raise ValueError(f"the simulated history has only {len(records)} of {events} records")
     ids = {orjson.loads(r.value)["customer_id"] for r in records if r.topic != "catalog"}
-    return Workload(records, len(ids), dict(Counter(r.topic for r in records)))
+    per_topic = dict(Counter(r.topic for r in records))
+    return Workload(records, len(ids), per_topic, tuple(sorted(ids)))
 
 
 async def produce(

@@ -1,7 +1,9 @@
-"""The stored state format against real Redis: format 3 strings, and format-2 hashes upgraded."""
+"""Customer state storage against real Redis: format 3 strings, format-2 hashes upgraded,
+and the leases of periodic jobs."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import replace
 
@@ -62,3 +64,10 @@ async def test_a_format_2_hash_is_read_and_upgraded_by_the_next_write(store: Sto
     assert await store.redis.type(key) == b"string"
     loaded = (await store.load([cid]))[cid]
     assert (loaded.version, loaded.state) == (4, state_named(cid, "new@x"))
+
+
+async def test_a_periodic_job_lease_goes_to_one_worker_per_period(store: Store) -> None:
+    assert await store.claim_lease("population_refresh", 0.3)
+    assert not await store.claim_lease("population_refresh", 0.3)
+    await asyncio.sleep(0.5)
+    assert await store.claim_lease("population_refresh", 0.3)

@@ -315,6 +315,12 @@ def test_the_cart_follows_event_time_in_every_arrival_order(case: str) -> None:
         assert dict(profile.cart) == expected, arrival
 
 
+def test_cart_lines_are_listed_in_event_time_whatever_the_arrival_order() -> None:
+    adds = [click("add_to_cart", at=at, product=p) for at, p in ((3, "b"), (1, "c"), (2, "a"))]
+    for arrival in itertools.permutations(adds):
+        assert list(fold(arrival).cart) == ["c", "a", "b"], arrival
+
+
 # --- views -------------------------------------------------------------------------------
 
 VIEW_CASES = {
