@@ -25,7 +25,8 @@ from stream.codecs import parse_catalog
 from stream.records import OutRecord, deadletter_record, internal_record
 
 
-async def process_catalog(deliveries: Sequence[Delivery], suffix: str, ctx: Context) -> None:
+async def process_catalog(deliveries: Sequence[Delivery], ctx: Context) -> None:
+    suffix = "catalog"
     now_ms = int(time.time() * 1000)
     products: list[CatalogUpdate] = []
     rejected: list[OutRecord] = []

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -50,19 +51,17 @@ class Saved:
 class Sorted:
     by_customer: dict[str, list[Envelope]] = field(default_factory=dict)
     outputs: list[OutRecord] = field(default_factory=list)
-    rejected: int = 0
+    rejected: Counter[str] = field(default_factory=Counter)
     forwarded: int = 0
     newest_ts: int | None = None
 
 
-def sort_deliveries(
-    deliveries: Sequence[Delivery], suffix: str, ctx: Context, *, now_ms: int
-) -> Sorted:
+def sort_deliveries(deliveries: Sequence[Delivery], ctx: Context, *, now_ms: int) -> Sorted:
     """Parse every record; route it to its customer, to a re-key, or to the deadletter."""
-    parse = PARSE[suffix]
     out = Sorted()
     for d in deliveries:
-        event = parse(
+        suffix = ctx.settings.suffix(d.topic)
+        event = PARSE[suffix](
             d.value,
             max_bytes=ctx.settings.max_event_bytes,
             default_currency=ctx.settings.default_currency,
@@ -70,7 +69,7 @@ def sort_deliveries(
         if isinstance(event, Rejected | CatalogUpdate):
             reason = event if isinstance(event, Rejected) else Rejected("not a customer event")
             ctx.metrics.deadletters.labels(suffix, reason.code).inc()
-            out.rejected += 1
+            out.rejected[suffix] += 1
             out.outputs.append(
                 deadletter_record(
                     source_topic=d.topic,
@@ -102,13 +101,14 @@ def sort_deliveries(
     return out
 
 
-async def process_batch(deliveries: Sequence[Delivery], suffix: str, ctx: Context) -> None:
+async def process_batch(deliveries: Sequence[Delivery], ctx: Context) -> None:
     now_ms = int(time.time() * 1000)
-    batch = sort_deliveries(deliveries, suffix, ctx, now_ms=now_ms)
-    ctx.metrics.batch_size.labels(suffix).observe(len(deliveries))
-    ctx.metrics.events.labels(suffix, "rejected").inc(batch.rejected)
+    batch = sort_deliveries(deliveries, ctx, now_ms=now_ms)
+    ctx.metrics.batch_size.labels("customers").observe(len(deliveries))
+    for suffix, rejected in batch.rejected.items():
+        ctx.metrics.events.labels(suffix, "rejected").inc(rejected)
     async with ctx.customer_writes:
-        saved = await apply_customers(batch.by_customer, suffix, ctx)
+        saved = await apply_customers(batch.by_customer, ctx)
         outputs = [o for s in saved for o in s.state.outbox]
         await ctx.publisher.publish(
             batch.outputs + [rec for o in outputs for rec in output_records(o)]
@@ -122,9 +122,7 @@ async def process_batch(deliveries: Sequence[Delivery], suffix: str, ctx: Contex
         ctx.metrics.watermark.set(clock / 1000)
 
 
-async def apply_customers(
-    by_customer: dict[str, list[Envelope]], suffix: str, ctx: Context
-) -> list[Saved]:
+async def apply_customers(by_customer: dict[str, list[Envelope]], ctx: Context) -> list[Saved]:
     """Fold each customer's events into their stored state with compare-and-set writes.
 
     Returns what was written, plus unchanged customers with a leftover outbox
@@ -138,12 +136,12 @@ async def apply_customers(
         stored = await ctx.store.load(pending)
         facts = await ctx.facts.for_products(products_to_recommend(stored, pending, ctx))
         writes: list[Write] = []
-        counts: dict[str, tuple[int, int]] = {}
+        counts: dict[str, Counter[tuple[str, str]]] = {}
         for cid, envelopes in pending.items():
             current = stored[cid]
             base = current.state or new_state(cid, current.fence, erased=current.fence is not None)
             folded = fold(base, envelopes, config=ctx.step, facts=facts)
-            counts[cid] = (folded.accepted, folded.duplicates)
+            counts[cid] = outcomes(envelopes, folded.duplicate_topics)
             if folded.changed:
                 writes.append(Write(cid, current.version, folded.state))
             elif folded.state.outbox or folded.state.erased:
@@ -154,9 +152,9 @@ async def apply_customers(
         ]
         conflicts = await ctx.store.save(writes, index)
         ctx.metrics.conflicts.inc(len(conflicts))
-        landed = [counts[cid] for cid in pending.keys() - conflicts]
-        ctx.metrics.events.labels(suffix, "accepted").inc(sum(a for a, _ in landed))
-        ctx.metrics.events.labels(suffix, "duplicate").inc(sum(d for _, d in landed))
+        landed = sum((counts[cid] for cid in pending.keys() - conflicts), Counter())
+        for (suffix, outcome), n in landed.items():
+            ctx.metrics.events.labels(suffix, outcome).inc(n)
         done += [
             Saved(w.customer_id, w.expected_version + 1, w.state)
             for w in writes
@@ -164,6 +162,17 @@ async def apply_customers(
         ]
         pending = {cid: pending[cid] for cid in conflicts}
     raise RuntimeError(f"customers {sorted(pending)[:5]} kept changing under this worker")
+
+
+def outcomes(
+    envelopes: list[Envelope], duplicate_topics: Sequence[str | None]
+) -> Counter[tuple[str, str]]:
+    """(topic, accepted | duplicate) counts of one customer's events of a batch."""
+    counted = Counter((e.topic or "", "accepted") for e in envelopes)
+    for topic in duplicate_topics:
+        counted[(topic or "", "accepted")] -= 1
+        counted[(topic or "", "duplicate")] += 1
+    return counted
 
 
 def products_to_recommend(

@@ -38,7 +38,7 @@ CUSTOMER_TOPICS = ("clicks", "orders", "customers", "feedback", "internal")
 #: The refresh lease lasts most of a period, so the next period's timers can take it again.
 REFRESH_LEASE_SHARE = 0.9
 
-Handler = Callable[[Sequence[Delivery], str, Context], Awaitable[None]]
+Handler = Callable[[Sequence[Delivery], Context], Awaitable[None]]
 
 
 def build_worker(settings: Settings) -> RapportApp:
@@ -64,9 +64,8 @@ def build_worker(settings: Settings) -> RapportApp:
         facts=FactsSource(models, prefix=settings.redis_prefix),
         campaign_stats=CampaignStats(redis, settings.redis_prefix),
     )
-    for suffix in CUSTOMER_TOPICS:
-        register_flow(app, ctx, suffix, process_batch)
-    register_flow(app, ctx, "catalog", process_catalog)
+    register_flow(app, ctx, CUSTOMER_TOPICS, process_batch)
+    register_flow(app, ctx, ("catalog",), process_catalog)
     register_api(app, ctx)
     register_dashboard(app, ctx)
     register_periodic(app, ctx)
@@ -112,19 +111,20 @@ def register_periodic(app: faust.App, ctx: Context) -> None:
             log.exception("population refresh failed; retrying next interval")
 
 
-def register_flow(app: RapportApp, ctx: Context, suffix: str, handle: Handler) -> None:
-    """One batch flow per input topic (``stream.batching``): whole fetched batches.
+def register_flow(app: RapportApp, ctx: Context, suffixes: Sequence[str], handle: Handler) -> None:
+    """One batch flow over these input topics (``stream.batching``): whole fetched batches,
+    the records of all of them fetched together in one call.
 
     A batch's offsets become committable only after ``handle`` returns. If
     ``handle`` raises (Redis or the broker still failing after retries), the
     worker stops with the batch unacked, so the next worker replays it.
     """
-    topic = raw_topic(app, ctx.settings.topic(suffix))
 
     async def flow(deliveries: Sequence[Delivery]) -> None:
-        await handle(deliveries, suffix, ctx)
+        await handle(deliveries, ctx)
 
-    app.batch_flow(topic, flow, batch_size=ctx.settings.batch_size)
+    topics = [raw_topic(app, ctx.settings.topic(suffix)) for suffix in suffixes]
+    app.batch_flow(topics, flow, batch_size=ctx.settings.batch_size)
 
 
 async def measure_lag(app: faust.App, ctx: Context) -> None:

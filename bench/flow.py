@@ -55,21 +55,19 @@ class CountingPublisher:
         self.records += len(records)
 
 
-def batches(records: list[Record], size: int) -> list[tuple[str, list[Delivery]]]:
-    """What fetches of a busy worker hand the flows: windows of ``size`` records in
-    arrival order, each split per topic (as ``stream.batching`` does)."""
-    out: list[tuple[str, list[Delivery]]] = []
+def batches(records: list[Record], size: int) -> list[list[Delivery]]:
+    """What fetches of a busy worker hand the customer flow: windows of ``size`` records
+    of every customer topic, in arrival order (as ``stream.batching`` does)."""
+    out: list[list[Delivery]] = []
     offsets: dict[str, int] = {}
     for start in range(0, len(records), size):
-        window: dict[str, list[Delivery]] = {}
+        window: list[Delivery] = []
         for r in records[start : start + size]:
             if r.topic not in CUSTOMER_TOPICS:
                 continue
             offset = offsets[r.topic] = offsets.get(r.topic, -1) + 1
-            window.setdefault(r.topic, []).append(
-                Delivery(r.topic, 0, offset, r.key.encode(), r.value)
-            )
-        out += window.items()
+            window.append(Delivery(r.topic, 0, offset, r.key.encode(), r.value))
+        out.append(window)
     return out
 
 
@@ -104,10 +102,10 @@ async def run(args: argparse.Namespace, redis_url: str, console: Console) -> lis
         events=args.events, customers=max(10, args.events // 10), seed=args.seed, now_ms=wall_ms()
     )
     work = batches(workload.records, args.batch)
-    events = sum(len(b) for _, b in work)
+    events = sum(len(b) for b in work)
     rates = []
     for run_number in range(args.runs):
-        settings = Settings(redis_prefix=f"flow{run_number}:", clock="event")
+        settings = Settings(redis_prefix=f"flow{run_number}:", clock="event", topic_prefix="")
         ctx, publisher = context(settings, redis_url)
         profiler = cProfile.Profile() if args.profile and run_number == args.runs - 1 else None
         with Progress(console=console, transient=True) as progress:
@@ -115,8 +113,8 @@ async def run(args: argparse.Namespace, redis_url: str, console: Console) -> lis
             started = time.perf_counter()
             if profiler:
                 profiler.enable()
-            for topic, deliveries in work:
-                await process_batch(deliveries, topic, ctx)
+            for deliveries in work:
+                await process_batch(deliveries, ctx)
                 progress.advance(task, len(deliveries))
             if profiler:
                 profiler.disable()

@@ -347,6 +347,8 @@ class Folded:
     accepted: int
     duplicates: int
     changed: bool
+    #: The topic of each event recognised as a duplicate (for per-topic counts).
+    duplicate_topics: tuple[str | None, ...] = ()
 
 
 def fold(
@@ -357,7 +359,8 @@ def fold(
     facts: CatalogFacts | None = None,
 ) -> Folded:
     """Apply a customer's events of one batch in arrival (partition) order."""
-    accepted = duplicates = 0
+    accepted = 0
+    duplicate_topics: list[str | None] = []
     original = state
     for envelope in envelopes:
         result = step(
@@ -371,10 +374,17 @@ def fold(
             facts=facts,
         )
         state = result.state
-        duplicates += result.duplicate
-        accepted += not result.duplicate
-    changed = state != original
-    return Folded(state=state, accepted=accepted, duplicates=duplicates, changed=changed)
+        if result.duplicate:
+            duplicate_topics.append(envelope.topic)
+        else:
+            accepted += 1
+    return Folded(
+        state=state,
+        accepted=accepted,
+        duplicates=len(duplicate_topics),
+        changed=state != original,
+        duplicate_topics=tuple(duplicate_topics),
+    )
 
 
 def clear_outbox(state: CustomerState) -> CustomerState:

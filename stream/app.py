@@ -9,6 +9,7 @@ consumer is the batch fast path (``stream.batching``).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -58,11 +59,16 @@ class RapportApp(faust.App):
         super().__init__(*args, **kwargs)
         self.batch_flows: dict[str, BatchFlow] = {}
 
-    def batch_flow(self, topic: faust.TopicT, handler: BatchHandler, *, batch_size: int) -> None:
-        """Subscribe to ``topic`` and hand its records to ``handler`` in whole batches."""
-        for name in topic.topics:
-            self.batch_flows[name] = BatchFlow(handler, batch_size)
-        self.topics.add(topic)
+    def batch_flow(
+        self, topics: Sequence[faust.TopicT], handler: BatchHandler, *, batch_size: int
+    ) -> None:
+        """Subscribe to ``topics`` and hand their records to ``handler`` in whole batches
+        (records of all of them fetched together arrive in the same call)."""
+        flow = BatchFlow(handler, batch_size)
+        for topic in topics:
+            for name in topic.topics:
+                self.batch_flows[name] = flow
+            self.topics.add(topic)
 
     def _new_transport(self) -> TransportT:
         return Transport(self.conf.broker_consumer, self, loop=self.loop)

@@ -82,3 +82,7 @@ class Settings(BaseSettings):
     def topic(self, suffix: str) -> str:
         """Full topic name for a contract suffix (``clicks`` -> ``rapport.clicks``)."""
         return f"{self.topic_prefix}{suffix}"
+
+    def suffix(self, topic: str) -> str:
+        """The contract suffix of a full topic name (``rapport.clicks`` -> ``clicks``)."""
+        return topic.removeprefix(self.topic_prefix)

@@ -91,7 +91,7 @@ def register_batch_noop(app: RapportApp, settings: Settings, suffix: str, c: Con
     async def noop(deliveries: Sequence[Delivery]) -> None:
         await c.add(len(deliveries))
 
-    app.batch_flow(raw_topic(app, settings.topic(suffix)), noop, batch_size=settings.batch_size)
+    app.batch_flow([raw_topic(app, settings.topic(suffix))], noop, batch_size=settings.batch_size)
 
 
 def build_app(settings: Settings, args: argparse.Namespace) -> faust.App:

@@ -43,7 +43,7 @@ def build(settings: Settings) -> faust.App:
             raise RuntimeError("poison record: this batch must stay unacked")
         await redis.rpush(seen, ",".join(str(d.offset) for d in batch))
 
-    app.batch_flow(raw_topic(app, os.environ["BATCH_TOPIC"]), handle, batch_size=5)
+    app.batch_flow([raw_topic(app, os.environ["BATCH_TOPIC"])], handle, batch_size=5)
     return app
 
 
