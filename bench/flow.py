@@ -32,6 +32,7 @@ from speed.workload import Record, build_workload, wall_ms
 
 from agents.context import CampaignLibrary, Context
 from agents.customers import process_batch
+from agents.worker import tune_garbage_collector
 from stream.batching import Delivery
 from stream.campaign_stats import CampaignStats
 from stream.devstack import start_redis
@@ -149,6 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--top", type=int, default=30, help="functions shown by --profile")
     args = parser.parse_args(argv)
     console = Console(stderr=True)
+    tune_garbage_collector()  # as `rapport worker` does
     with tempfile.TemporaryDirectory(prefix="rapport-flow-") as work:
         server, url = start_redis(Path(work))
         try:
