@@ -4,7 +4,7 @@ Usage: .venv/bin/python bench/memory.py [--customers 100000] [--events-per-custo
 
 Builds each customer's state with the engine's own step function from a
 simulated shop history (about 20 events per customer, clicks:orders ~20:1),
-writes it with the engine's own store (state hash, indexes, as a worker
+writes it with the engine's own store (state string, indexes, as a worker
 does), and divides the growth of ``used_memory`` by the number of customers.
 Uses an embedded Redis so nothing else counts (RAPPORT_REDIS_URL is ignored).
 """
@@ -102,9 +102,9 @@ def main() -> None:
         server.wait()
     n = len(states)
     print(f"customers={n} used_memory_before={before} used_memory_after={after}")
-    print(f"bytes_per_profile={(after - before) / n:,.0f} (state hash + RFM and timer indexes)")
+    print(f"bytes_per_profile={(after - before) / n:,.0f} (state string + population indexes)")
     print(
-        f"state_json_bytes median={statistics.median(sizes):,.0f} "
+        f"state_bytes (format 3, as stored) median={statistics.median(sizes):,.0f} "
         f"p90={statistics.quantiles(sizes, n=10)[-1]:,.0f} max={max(sizes):,}"
     )
 
