@@ -43,6 +43,18 @@ Handler = Callable[[Sequence[Delivery], Context], Awaitable[None]]
 
 def build_worker(settings: Settings) -> RapportApp:
     app = create_app(settings)
+    ctx = build_context(settings, Publisher(app, settings))
+    register_flow(app, ctx, CUSTOMER_TOPICS, process_batch)
+    register_flow(app, ctx, ("catalog",), process_catalog)
+    register_api(app, ctx)
+    register_dashboard(app, ctx)
+    register_periodic(app, ctx)
+    app.rapport_context = ctx  # type: ignore[attr-defined]
+    return app
+
+
+def build_context(settings: Settings, publisher: Publisher) -> Context:
+    """Everything the flows need, on one Redis client, publishing through ``publisher``."""
     metrics = Metrics(CollectorRegistry())
     redis = connect(settings.redis_url or DEFAULT_REDIS_URL, retries=settings.redis_retries)
     store = Store(
@@ -54,23 +66,16 @@ def build_worker(settings: Settings) -> RapportApp:
         cached_states=settings.cached_states,
     )
     models = ModelsStore(redis, settings.redis_prefix)
-    ctx = Context(
+    return Context(
         settings=settings,
         store=store,
-        publisher=Publisher(app, settings),
+        publisher=publisher,
         metrics=metrics,
         library=CampaignLibrary(settings),
         models=models,
         facts=FactsSource(models, prefix=settings.redis_prefix),
         campaign_stats=CampaignStats(redis, settings.redis_prefix),
     )
-    register_flow(app, ctx, CUSTOMER_TOPICS, process_batch)
-    register_flow(app, ctx, ("catalog",), process_catalog)
-    register_api(app, ctx)
-    register_dashboard(app, ctx)
-    register_periodic(app, ctx)
-    app.rapport_context = ctx  # type: ignore[attr-defined]
-    return app
 
 
 def register_periodic(app: faust.App, ctx: Context) -> None:

@@ -25,23 +25,17 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from prometheus_client import CollectorRegistry
 from rich.console import Console
 from rich.progress import Progress
 from speed.workload import Record, build_workload, wall_ms
 
-from agents.context import CampaignLibrary, Context
+from agents.context import Context
 from agents.customers import process_batch
-from agents.worker import tune_garbage_collector
+from agents.worker import build_context, tune_garbage_collector
 from stream.batching import Delivery
-from stream.campaign_stats import CampaignStats
 from stream.devstack import start_redis
-from stream.facts import FactsSource
-from stream.metrics import Metrics
-from stream.models_store import ModelsStore
 from stream.records import OutRecord
 from stream.settings import Settings
-from stream.store import Store, connect
 
 CUSTOMER_TOPICS = ("clicks", "orders", "customers", "feedback")
 
@@ -72,30 +66,9 @@ def batches(records: list[Record], size: int) -> list[list[Delivery]]:
     return out
 
 
-def context(settings: Settings, redis_url: str) -> tuple[Context, CountingPublisher]:
-    metrics = Metrics(CollectorRegistry())
-    redis = connect(redis_url, retries=3)
-    store = Store(
-        redis,
-        prefix=settings.redis_prefix,
-        retention_days=settings.retention_days,
-        fence_days=settings.fence_days,
-        metrics=metrics,
-        cached_states=settings.cached_states,
-    )
-    models = ModelsStore(redis, settings.redis_prefix)
+def context(settings: Settings) -> tuple[Context, CountingPublisher]:
     publisher = CountingPublisher()
-    ctx = Context(
-        settings=settings,
-        store=store,
-        publisher=publisher,  # type: ignore[arg-type]
-        metrics=metrics,
-        library=CampaignLibrary(settings),
-        models=models,
-        facts=FactsSource(models, prefix=settings.redis_prefix),
-        campaign_stats=CampaignStats(redis, settings.redis_prefix),
-    )
-    return ctx, publisher
+    return build_context(settings, publisher), publisher  # type: ignore[arg-type]
 
 
 async def run(args: argparse.Namespace, redis_url: str, console: Console) -> list[float]:
@@ -106,8 +79,10 @@ async def run(args: argparse.Namespace, redis_url: str, console: Console) -> lis
     events = sum(len(b) for b in work)
     rates = []
     for run_number in range(args.runs):
-        settings = Settings(redis_prefix=f"flow{run_number}:", clock="event", topic_prefix="")
-        ctx, publisher = context(settings, redis_url)
+        settings = Settings(
+            redis_url=redis_url, redis_prefix=f"flow{run_number}:", clock="event", topic_prefix=""
+        )
+        ctx, publisher = context(settings)
         profiler = cProfile.Profile() if args.profile and run_number == args.runs - 1 else None
         with Progress(console=console, transient=True) as progress:
             task = progress.add_task(f"run {run_number + 1}/{args.runs}", total=events)

@@ -233,25 +233,42 @@ async def read_topic(
         await consumer.stop()
 
 
+@contextlib.asynccontextmanager
+async def group_reader(settings: Settings) -> AsyncIterator[AIOKafkaConsumer]:
+    """A consumer with the workers' group id that never joins the group (so it causes no
+    rebalance): for reading the group's committed offsets."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap(settings.kafka_url or ""),
+        group_id=settings.app_id,
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    try:
+        yield consumer
+    finally:
+        await consumer.stop()
+
+
 def unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+def isolated(settings: Settings, kind: str, **update: Any) -> Settings:
+    """The same servers, with topics, keys, consumer group and HTTP port of its own."""
+    run = uuid.uuid4().hex[:8]
+    own = {
+        "topic_prefix": f"{kind}{run}.",
+        "redis_prefix": f"test:{run}:",
+        "app_id": f"rapport-{kind}-{run}",
+        "web_port": free_port(),
+    }
+    return settings.model_copy(update={**own, **update})
 
 
 @pytest.fixture(scope="module")
 def event_settings(settings: Settings) -> Iterator[Settings]:
     """Settings of a worker of its own, on the event clock (time moves only with events)."""
-    run = uuid.uuid4().hex[:8]
-    own = settings.model_copy(
-        update={
-            "topic_prefix": f"e{run}.",
-            "redis_prefix": f"test:{run}:",
-            "app_id": f"rapport-event-{run}",
-            "web_port": free_port(),
-            "clock": "event",
-            "timer_interval": 0.2,
-            "refresh_seconds": 3600.0,
-        }
-    )
+    own = isolated(settings, "event", clock="event", timer_interval=0.2, refresh_seconds=3600.0)
     yield own
     delete_keys(own)
 

@@ -19,17 +19,20 @@ from pathlib import Path
 
 import pytest
 import redis
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from agents.demo import stop_process
 from stream.devstack import die_with_parent, free_port
 from stream.producer import EventProducer
 from stream.settings import Settings
-from stream.topics import bootstrap
+from stream.topics import bootstrap, ensure_topics
 from tests.integration.conftest import (
     delete_keys,
     eventually,
+    group_reader,
     http_get,
+    isolated,
     profile_when,
     start_worker,
     wait_healthy,
@@ -41,15 +44,7 @@ RECORDS = 12
 
 @pytest.fixture
 def own(settings: Settings) -> Iterator[Settings]:
-    run = uuid.uuid4().hex[:8]
-    mine = settings.model_copy(
-        update={
-            "topic_prefix": f"b{run}.",
-            "redis_prefix": f"test:{run}:",
-            "app_id": f"rapport-batch-{run}",
-            "web_port": free_port(),
-        }
-    )
+    mine = isolated(settings, "batch")
     yield mine
     delete_keys(mine)
 
@@ -74,16 +69,8 @@ async def produce(settings: Settings, topic: str, values: list[bytes]) -> None:
 
 
 async def committed(settings: Settings, topic: str) -> int | None:
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap(settings.kafka_url or ""),
-        group_id=settings.app_id,
-        enable_auto_commit=False,
-    )
-    await consumer.start()
-    try:
+    async with group_reader(settings) as consumer:
         return await consumer.committed(TopicPartition(topic, 0))
-    finally:
-        await consumer.stop()
 
 
 @contextlib.contextmanager
@@ -104,13 +91,7 @@ def batch_app(
     try:
         yield proc
     finally:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop_process(proc)
 
 
 def handled_offsets(client: redis.Redis, key: str) -> list[int]:
@@ -213,8 +194,6 @@ async def test_two_workers_through_rebalances_apply_every_order_once(
     customer ends with exactly the orders sent, none lost, none counted twice."""
     settings = own.model_copy(update={"partitions": 4, "session_timeout": 6.0})
     second = settings.model_copy(update={"web_port": free_port()})
-    from stream.topics import ensure_topics
-
     await ensure_topics(settings, settings.kafka_url or "")
     ns = uuid.uuid4().hex[:6]
     a_log, b_log = tmp_path / "a.log", tmp_path / "b.log"
@@ -246,9 +225,5 @@ async def test_two_workers_through_rebalances_apply_every_order_once(
         assert profile
     finally:
         for proc in (a, b):
-            if proc is not None and proc.poll() is None:
-                proc.terminate()
-                try:
-                    proc.wait(timeout=20)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
+            if proc is not None:
+                stop_process(proc)

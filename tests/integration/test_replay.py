@@ -44,16 +44,22 @@ from typing import Any
 import orjson
 import pytest
 import redis
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 
 from models.simulation import generate_history
 from stream.devstack import free_port
 from stream.producer import EventProducer
 from stream.settings import Settings
 from stream.state_codec import decode_state
-from stream.topics import bootstrap, ensure_topics
+from stream.topics import ensure_topics
 from tests.integration import independent
-from tests.integration.conftest import delete_keys, http_get, start_worker, wait_healthy
+from tests.integration.conftest import (
+    delete_keys,
+    group_reader,
+    http_get,
+    start_worker,
+    wait_healthy,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -370,13 +376,7 @@ async def consumer_lag(settings: Settings) -> dict[str, int]:
     Reads the group's committed offsets through a consumer with the group's id and a manual
     assignment: it never joins the group, so it causes no rebalance.
     """
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap(settings.kafka_url or ""),
-        group_id=settings.app_id,
-        enable_auto_commit=False,
-    )
-    await consumer.start()
-    try:
+    async with group_reader(settings) as consumer:
         names = {
             name
             for name in await consumer.topics()
@@ -397,8 +397,6 @@ async def consumer_lag(settings: Settings) -> dict[str, int]:
             if behind:
                 lag[tp.topic] = lag.get(tp.topic, 0) + behind
         return lag
-    finally:
-        await consumer.stop()
 
 
 async def wait_done(
