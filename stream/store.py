@@ -148,6 +148,13 @@ class Population:
     segments: dict[str, str]
 
 
+def _is_wrong_type(answer: object) -> bool:
+    """GET on a format-2 hash. Any other error in the pipeline is raised, not read past."""
+    if isinstance(answer, ResponseError) and not str(answer).startswith("WRONGTYPE"):
+        raise answer
+    return isinstance(answer, ResponseError)
+
+
 class DecodedStates:
     """The states this worker last read or wrote, decoded, keyed by their stored bytes.
 
@@ -213,7 +220,7 @@ class Store:
                 pipe.get(keys.customer_state(self.prefix, cid))
             values = await pipe.execute(raise_on_error=False)
         by_id = dict(zip(ids, values, strict=True))
-        legacy = [cid for cid, v in by_id.items() if isinstance(v, ResponseError)]
+        legacy = [cid for cid, v in by_id.items() if _is_wrong_type(v)]
         if legacy:  # format 2: a hash (v, s), until the customer's next write
             async with self.redis.pipeline(transaction=False) as pipe:
                 for cid in legacy:
