@@ -345,10 +345,13 @@ def _erases(event: AnyEvent) -> bool:
 class Folded:
     state: CustomerState
     accepted: int
-    duplicates: int
     changed: bool
     #: The topic of each event recognised as a duplicate (for per-topic counts).
     duplicate_topics: tuple[str | None, ...] = ()
+
+    @property
+    def duplicates(self) -> int:
+        return len(self.duplicate_topics)
 
 
 def fold(
@@ -381,7 +384,6 @@ def fold(
     return Folded(
         state=state,
         accepted=accepted,
-        duplicates=len(duplicate_topics),
         changed=state != original,
         duplicate_topics=tuple(duplicate_topics),
     )

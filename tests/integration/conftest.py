@@ -26,6 +26,7 @@ import pytest
 import redis
 from aiokafka import AIOKafkaConsumer
 
+from agents.demo import stop_process
 from stream.campaign_file import builtin_text
 from stream.devstack import DevStack, die_with_parent, free_port, start_devstack
 from stream.producer import EventProducer
@@ -97,18 +98,25 @@ def start_worker(settings: Settings, data_dir: Path, log: Path) -> subprocess.Po
     )
 
 
-def wait_healthy(base: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 90) -> None:
+def wait_ok(
+    url: str, proc: subprocess.Popen[bytes], log: Path, *, name: str, timeout: float
+) -> None:
+    """Until ``url`` answers 200; fail with the log's tail if ``proc`` exits or time runs out."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"worker exited {proc.returncode}:\n{log.read_text()[-3000:]}")
+            raise RuntimeError(f"{name} exited {proc.returncode}:\n{log.read_text()[-3000:]}")
         try:
-            with urllib.request.urlopen(f"{base}/health", timeout=1) as answer:
+            with urllib.request.urlopen(url, timeout=1) as answer:
                 if answer.status == 200:
                     return
         except OSError:
             time.sleep(0.3)
-    raise RuntimeError(f"worker not healthy in {timeout}s:\n{log.read_text()[-3000:]}")
+    raise RuntimeError(f"{name} not ready in {timeout}s:\n{log.read_text()[-3000:]}")
+
+
+def wait_healthy(base: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 90) -> None:
+    wait_ok(f"{base}/health", proc, log, name="worker", timeout=timeout)
 
 
 @contextlib.contextmanager
@@ -126,12 +134,7 @@ def running_worker(settings: Settings, work: Path) -> Iterator[str]:
         wait_healthy(base, proc, log)
         yield base
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc, grace=20)
 
 
 def delete_keys(settings: Settings) -> None:

@@ -10,7 +10,6 @@ import json
 import re
 import shutil
 import subprocess
-import time
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
@@ -20,11 +19,12 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry
 
+from agents.demo import stop_process
 from stream.devstack import die_with_parent, free_port
 from stream.metrics import Metrics
 from stream.producer import EventProducer
 from stream.settings import Settings
-from tests.integration.conftest import eventually, unique
+from tests.integration.conftest import eventually, unique, wait_ok
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 RULES = DEPLOY / "prometheus" / "alerts.yml"
@@ -91,29 +91,10 @@ def prometheus(
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        wait_ready(base, proc, log)
+        wait_ok(f"{base}/-/ready", proc, log, name="prometheus", timeout=30)
         yield base
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
-def wait_ready(base: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"prometheus exited {proc.returncode}:\n{log.read_text()}")
-        try:
-            with urllib.request.urlopen(f"{base}/-/ready", timeout=1) as answer:
-                if answer.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.2)
-    raise RuntimeError(f"prometheus not ready in {timeout}s:\n{log.read_text()}")
+        stop_process(proc, grace=10)
 
 
 async def test_prometheus_scrapes_the_engines_series(

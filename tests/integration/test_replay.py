@@ -46,6 +46,7 @@ import pytest
 import redis
 from aiokafka import TopicPartition
 
+from agents.demo import stop_process
 from models.simulation import generate_history
 from stream.devstack import free_port
 from stream.producer import EventProducer
@@ -308,13 +309,7 @@ def running_worker(settings: Settings, work: Path, name: str) -> Iterator[Worker
         wait_healthy(worker.base, proc, log)
         yield worker
     finally:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop_process(proc, grace=20)
 
 
 @contextlib.contextmanager
