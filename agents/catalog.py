@@ -18,6 +18,7 @@ from typing import Any
 
 from agents.context import Context
 from models.catalog import catalog_triggers, rank_threshold
+from models.clock import latest_event_ms
 from models.events import CatalogUpdate, Rejected
 from models.outputs import Internal
 from stream.batching import Delivery
@@ -28,12 +29,13 @@ from stream.records import OutRecord, deadletter_record, internal_record
 async def process_catalog(deliveries: Sequence[Delivery], ctx: Context) -> None:
     suffix = "catalog"
     now_ms = int(time.time() * 1000)
+    latest = latest_event_ms(now_ms, tolerance_seconds=ctx.settings.future_tolerance_seconds)
     products: list[CatalogUpdate] = []
     rejected: list[OutRecord] = []
+    reasons: list[str] = []
     for d in deliveries:
-        event = parse_catalog(d.value, max_bytes=ctx.settings.max_event_bytes)
+        event = parse_catalog(d.value, max_bytes=ctx.settings.max_event_bytes, latest_ms=latest)
         if isinstance(event, Rejected):
-            ctx.metrics.deadletters.labels(suffix, event.code).inc()
             rejected.append(
                 deadletter_record(
                     source_topic=d.topic,
@@ -44,15 +46,19 @@ async def process_catalog(deliveries: Sequence[Delivery], ctx: Context) -> None:
                     ts=now_ms,
                 )
             )
+            reasons.append(event.code)
             continue
         products.append(event)
     ctx.metrics.batch_size.labels(suffix).observe(len(deliveries))
     stored = await ctx.store.put_products(products)
-    fanned: list[OutRecord] = []
+    await ctx.publisher.publish(rejected)
     for product, (applied, before) in zip(products, stored, strict=True):
-        if applied:
-            fanned += await fan_out(product, catalog_triggers(before, product), before, ctx)
-    await ctx.publisher.publish(rejected + fanned)
+        if applied:  # one product's audience at a time: at most ``fanout_limit`` records
+            await ctx.publisher.publish(
+                await fan_out(product, catalog_triggers(before, product), before, ctx)
+            )
+    for code in reasons:
+        ctx.metrics.deadletters.labels(suffix, code).inc()
     ctx.metrics.events.labels(suffix, "accepted").inc(len(products))
     ctx.metrics.events.labels(suffix, "rejected").inc(len(rejected))
 

@@ -15,6 +15,7 @@ from stream.campaign_stats import CampaignStats
 from stream.facts import FactsSource
 from stream.metrics import Metrics
 from stream.models_store import ModelsStore
+from stream.offsets import LogPositions
 from stream.publisher import Publisher
 from stream.settings import Settings
 from stream.store import Store
@@ -60,9 +61,10 @@ class Context:
     models: ModelsStore
     facts: FactsSource
     campaign_stats: CampaignStats
-    #: Serialises the customer flows of one worker: clicks and orders of one
-    #: customer arrive on different topics, and two agents writing the same
-    #: customer at once would only make each other retry and republish.
+    positions: LogPositions
+    #: Serialises the customer flow's batches with the API's erasure hand-offs and
+    #: the tests' direct calls: two writers of the same customer at once would only
+    #: make each other retry and republish.
     customer_writes: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     @property

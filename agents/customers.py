@@ -11,17 +11,20 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from agents.context import Context
+from models.clock import latest_event_ms
 from models.customer import (
     CustomerState,
     Envelope,
+    Indexes,
     clear_outbox,
     fold,
     indexes,
     new_state,
+    timer_entry,
 )
 from models.events import CatalogUpdate, LifecycleTick, Order, Rejected
 from models.outputs import BasketChange, CampaignResult, CampaignStat, Output, SegmentChange
@@ -29,6 +32,7 @@ from stream.batching import Delivery
 from stream.codecs import PARSERS
 from stream.internal_codec import parse_internal
 from stream.records import OutRecord, deadletter_record, output_records
+from stream.resilience import KeptChanging
 from stream.store import Stored, Write
 
 log = logging.getLogger(__name__)
@@ -56,15 +60,24 @@ class Sorted:
     newest_ts: int | None = None
 
 
-def sort_deliveries(deliveries: Sequence[Delivery], ctx: Context, *, now_ms: int) -> Sorted:
+def sort_deliveries(
+    deliveries: Sequence[Delivery],
+    ctx: Context,
+    *,
+    now_ms: int,
+    sources: Mapping[tuple[str, int], str],
+) -> Sorted:
     """Parse every record; route it to its customer, to a re-key, or to the deadletter."""
     out = Sorted()
+    # Records stamped later than this would move the engine clock into the future: deadletter.
+    latest_ms = latest_event_ms(now_ms, tolerance_seconds=ctx.settings.future_tolerance_seconds)
     for d in deliveries:
         suffix = ctx.settings.suffix(d.topic)
         event = PARSE[suffix](
             d.value,
             max_bytes=ctx.settings.max_event_bytes,
             default_currency=ctx.settings.default_currency,
+            latest_ms=latest_ms,
         )
         if isinstance(event, Rejected | CatalogUpdate):
             reason = event if isinstance(event, Rejected) else Rejected("not a customer event")
@@ -90,7 +103,7 @@ def sort_deliveries(deliveries: Sequence[Delivery], ctx: Context, *, now_ms: int
         out.by_customer.setdefault(event.customer_id, []).append(
             Envelope(
                 event=event,
-                source=f"{d.topic}/{d.partition}",
+                source=sources[(d.topic, d.partition)],
                 offset=d.offset,
                 topic=suffix,
                 raw=d.value,
@@ -103,65 +116,77 @@ def sort_deliveries(deliveries: Sequence[Delivery], ctx: Context, *, now_ms: int
 
 async def process_batch(deliveries: Sequence[Delivery], ctx: Context) -> None:
     now_ms = int(time.time() * 1000)
-    batch = sort_deliveries(deliveries, ctx, now_ms=now_ms)
+    sources = await ctx.positions.sources(deliveries)
+    batch = sort_deliveries(deliveries, ctx, now_ms=now_ms, sources=sources)
     ctx.metrics.batch_size.labels("customers").observe(len(deliveries))
-    for suffix, rejected in batch.rejected.items():
-        ctx.metrics.events.labels(suffix, "rejected").inc(rejected)
     async with ctx.customer_writes:
-        saved = await apply_customers(batch.by_customer, ctx)
+        saved, counted = await apply_customers(batch.by_customer, ctx)
         outputs = [o for s in saved for o in s.state.outbox]
         await ctx.publisher.publish(
             batch.outputs + [rec for o in outputs for rec in output_records(o)]
         )
         await ctx.models.apply_changes(o for o in outputs if isinstance(o, BasketChange))
         await ctx.campaign_stats.apply(o for o in outputs if isinstance(o, CampaignStat))
-        count_published(outputs, ctx)
         await settle(saved, batch, ctx)
+        await ctx.positions.applied(deliveries)
     if batch.newest_ts is not None:
         clock = await ctx.store.advance_clock(batch.newest_ts)
         ctx.metrics.watermark.set(clock / 1000)
+    # Counted only now that every write and output of the batch is done: a reader that
+    # waits for the counter sees the batch's results whole.
+    for suffix, rejected in batch.rejected.items():
+        ctx.metrics.events.labels(suffix, "rejected").inc(rejected)
+    for (suffix, outcome), n in counted.items():
+        ctx.metrics.events.labels(suffix, outcome).inc(n)
+    count_published(outputs, ctx)
 
 
-async def apply_customers(by_customer: dict[str, list[Envelope]], ctx: Context) -> list[Saved]:
+async def apply_customers(
+    by_customer: dict[str, list[Envelope]], ctx: Context
+) -> tuple[list[Saved], Counter[tuple[str, str]]]:
     """Fold each customer's events into their stored state with compare-and-set writes.
 
     Returns what was written, plus unchanged customers with a leftover outbox
-    (from a crash before publishing), so the caller publishes every outbox.
+    (from a crash before publishing), so the caller publishes every outbox; and the
+    (topic, accepted | duplicate) counts of the events whose writes landed.
     """
     pending = dict(by_customer)
     done: list[Saved] = []
+    counted: Counter[tuple[str, str]] = Counter()
     for _ in range(MAX_CONFLICT_ROUNDS):
         if not pending:
-            return done
+            return done, counted
         stored = await ctx.store.load(pending)
         facts = await ctx.facts.for_products(products_to_recommend(stored, pending, ctx))
         writes: list[Write] = []
+        index: list[tuple[str, Indexes]] = []
         counts: dict[str, Counter[tuple[str, str]]] = {}
         for cid, envelopes in pending.items():
             current = stored[cid]
             base = current.state or new_state(cid, current.fence, erased=current.fence is not None)
             folded = fold(base, envelopes, config=ctx.step, facts=facts)
             counts[cid] = outcomes(envelopes, folded.duplicate_topics)
+            ticked = any(isinstance(e.event, LifecycleTick) for e in envelopes)
             if folded.changed:
                 writes.append(Write(cid, current.version, folded.state))
-            elif folded.state.outbox or folded.state.erased:
-                done.append(Saved(cid, current.version, folded.state))
-        index = [
-            (w.customer_id, indexes(w.state, config=ctx.step, before=stored[w.customer_id].state))
-            for w in writes
-        ]
+                entry = indexes(folded.state, config=ctx.step, before=current.state, ticked=ticked)
+                index.append((cid, entry))
+            else:
+                if folded.state.outbox or folded.state.erased:
+                    done.append(Saved(cid, current.version, folded.state))
+                if ticked:
+                    index.append((cid, timer_entry(folded.state, config=ctx.step)))
         conflicts = await ctx.store.save(writes, index)
         ctx.metrics.conflicts.inc(len(conflicts))
-        landed = sum((counts[cid] for cid in pending.keys() - conflicts), Counter())
-        for (suffix, outcome), n in landed.items():
-            ctx.metrics.events.labels(suffix, outcome).inc(n)
+        for cid in pending.keys() - conflicts:
+            counted.update(counts[cid])
         done += [
             Saved(w.customer_id, w.expected_version + 1, w.state)
             for w in writes
             if w.customer_id not in conflicts
         ]
         pending = {cid: pending[cid] for cid in conflicts}
-    raise RuntimeError(f"customers {sorted(pending)[:5]} kept changing under this worker")
+    raise KeptChanging(f"customers {sorted(pending)[:5]} kept changing under this worker")
 
 
 def outcomes(

@@ -2,7 +2,11 @@
 
 Starts the embedded stack (unless configured), one worker as a child process,
 and the shopper simulator producing through the contract topics. Stops on
-Ctrl-C or after ``--duration`` and leaves no process behind.
+Ctrl-C (SIGINT or SIGTERM) or after ``--duration``, in order: the worker first
+(its last batches need the broker and Redis), then the simulator, then the
+broker and Redis it started, and leaves no process behind. Children run in
+sessions of their own, so the terminal's Ctrl-C reaches only the demo, which
+stops them one by one; they still die with the demo (``die_with_parent``).
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -23,6 +28,7 @@ from rich.live import Live
 from rich.table import Table
 
 from models.simulation import ShopSimulator
+from stream.app import check_web_port
 from stream.devstack import DevStack, die_with_parent, start_devstack
 from stream.producer import EventProducer
 from stream.settings import Settings
@@ -31,6 +37,11 @@ from stream.topics import ensure_topics
 #: The dev broker holds fetches for half the wait; a short wait keeps the demo snappy.
 DEV_FETCH_WAIT_MS = "20"
 TICK_SECONDS = 0.2
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class DemoError(RuntimeError):
+    """The demo cannot go on (its worker stopped or never became healthy); says why."""
 
 
 @dataclass
@@ -39,6 +50,23 @@ class Figures:
     sent: int = 0
     worker: dict[str, float] = field(default_factory=dict)
     rate: float = 0.0
+
+
+@dataclass
+class DemoWorker:
+    """The worker child process and the log its output goes to."""
+
+    proc: subprocess.Popen[bytes]
+    log: Path
+
+    def exited(self) -> str | None:
+        """None while it runs; else its exit code and the last line it wrote."""
+        code = self.proc.poll()
+        if code is None:
+            return None
+        lines = self.log.read_text(errors="replace").strip().splitlines()
+        last = lines[-1].strip() if lines else "(no output)"
+        return f"the worker exited with code {code}: {last}\n  see {self.log}"
 
 
 def run_demo(
@@ -50,8 +78,16 @@ def run_demo(
     seed: int,
     console: Console,
 ) -> int:
+    """0 when stopped by Ctrl-C or ``--duration``; 1 when the worker stopped on its own.
+
+    Raises ``WebPortUnavailable`` before starting anything if the HTTP port is
+    taken (the demo would read another process's figures from it), and
+    ``DevStackError`` / aiokafka errors when a server is missing.
+    """
     work = Path(settings.data_dir) / "demo"
-    console.print("[bold]Rapport demo[/bold]: starting broker and Redis ...")
+    work.mkdir(parents=True, exist_ok=True)
+    check_web_port(settings)
+    console.print("[bold]Rapport demo[/bold]: starting ...")
     stack = start_devstack(
         kafka_url=settings.kafka_url, redis_url=settings.redis_url, work_dir=work
     )
@@ -65,18 +101,19 @@ def run_demo(
         asyncio.run(ensure_topics(run, stack.kafka_url))
         worker = start_worker(stack, settings, work, embedded=settings.kafka_url is None)
         base = f"http://127.0.0.1:{settings.web_port}"
-        wait_healthy(base, worker, console, work / "worker.log")
+        wait_healthy(base, worker, console)
         console.print(
             f"\n  API        {base}/customers/c00001\n  metrics    {base}/metrics\n"
             f"  health     {base}/health\n  dashboard  {base}/dashboard\n"
             f"  offers     RAPPORT_KAFKA_URL={stack.kafka_url} rapport tail offers\n"
-            f"  worker log {work / 'worker.log'}\n"
+            f"  worker log {worker.log}\n"
         )
         asyncio.run(
             drive(
                 run,
                 stack,
                 base,
+                worker,
                 duration=duration,
                 customers=customers,
                 rate=rate,
@@ -85,19 +122,44 @@ def run_demo(
             )
         )
         return 0
-    except KeyboardInterrupt:
+    except DemoError as exc:
+        console.print(f"[red]{exc}[/red]")
+        return 1
+    except KeyboardInterrupt:  # Ctrl-C while starting: the stop below is the same
         console.print("\nstopping ...")
         return 0
     finally:
         if worker is not None:
-            stop_process(worker)
+            stop_process(worker.proc)
         stack.close()
-        console.print("stopped: worker, broker and Redis are down.")
+        if (stopped := stopped_message(stack, worker_started=worker is not None)) is not None:
+            console.print(stopped)
 
 
-def start_worker(
-    stack: DevStack, settings: Settings, work: Path, *, embedded: bool
-) -> subprocess.Popen[bytes]:
+def stopped_message(stack: DevStack, *, worker_started: bool) -> str | None:
+    """Name what the demo stopped, and only that: servers it was pointed at keep running."""
+    ours = {
+        "the worker": worker_started,
+        "the embedded broker": stack.broker is not None,
+        "the embedded Redis": stack.redis_server is not None,
+    }
+    down = [name for name, started in ours.items() if started]
+    servers = (("broker", stack.broker), ("Redis", stack.redis_server))
+    kept = [name for name, proc in servers if proc is None]
+    if not down:
+        return None
+    text = f"stopped {listed(down)}"
+    if kept:
+        text += f"; the {listed(kept)} it was pointed at {'keep' if len(kept) > 1 else 'keeps'}"
+        text += " running"
+    return text + "."
+
+
+def listed(names: list[str]) -> str:
+    return f"{', '.join(names[:-1])} and {names[-1]}" if len(names) > 1 else "".join(names)
+
+
+def start_worker(stack: DevStack, settings: Settings, work: Path, *, embedded: bool) -> DemoWorker:
     env = {
         **os.environ,
         "RAPPORT_KAFKA_URL": stack.kafka_url,
@@ -106,24 +168,26 @@ def start_worker(
     }
     if embedded:
         env.setdefault("RAPPORT_FETCH_MAX_WAIT_MS", DEV_FETCH_WAIT_MS)
-    log = (work / "worker.log").open("ab")
-    return subprocess.Popen(
-        [sys.executable, "-m", "agents.cli", "worker"],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        preexec_fn=die_with_parent,
-    )
+    log = work / "worker.log"
+    with log.open("ab") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "agents.cli", "worker"],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # the terminal's Ctrl-C is the demo's to hand on
+            preexec_fn=die_with_parent,
+        )
+    return DemoWorker(proc, log)
 
 
-def wait_healthy(
-    base: str, worker: subprocess.Popen[bytes], console: Console, log: Path, timeout: float = 90
-) -> None:
+def wait_healthy(base: str, worker: DemoWorker, console: Console, timeout: float = 90) -> None:
     deadline = time.monotonic() + timeout
     with console.status("waiting for the worker to join its consumer group ..."):
         while time.monotonic() < deadline:
-            if worker.poll() is not None:
-                raise RuntimeError(f"the worker exited with {worker.returncode}; see {log}")
+            if (ended := worker.exited()) is not None:
+                raise DemoError(ended)
             with (
                 contextlib.suppress(OSError),
                 urllib.request.urlopen(f"{base}/health", timeout=1) as answer,
@@ -131,7 +195,7 @@ def wait_healthy(
                 if answer.status == 200:
                     return
             time.sleep(0.3)
-    raise RuntimeError(f"the worker did not answer {base}/health in {timeout:.0f}s; see {log}")
+    raise DemoError(f"the worker did not answer {base}/health in {timeout:.0f}s; see {worker.log}")
 
 
 def stop_process(proc: subprocess.Popen[bytes], grace: float = 15) -> None:
@@ -148,6 +212,7 @@ async def drive(
     settings: Settings,
     stack: DevStack,
     base: str,
+    worker: DemoWorker,
     *,
     duration: float | None,
     customers: int,
@@ -155,27 +220,65 @@ async def drive(
     seed: int,
     console: Console,
 ) -> None:
+    """Simulate shoppers until Ctrl-C, ``duration`` or the worker's exit; then stop the
+    worker (and wait for it) before the simulator's producer closes. Raises ``DemoError``
+    if the worker stopped on its own."""
     start_ms = int(time.time() * 1000)
     sim = ShopSimulator(seed=seed, start_ms=start_ms, customers=customers, events_per_second=rate)
     figures = Figures()
-    async with EventProducer(settings, stack.kafka_url) as producer:
-        for record in sim.catalog():
+    stop = asyncio.Event()
+
+    def on_stop_signal() -> None:
+        if stop.is_set():  # a second Ctrl-C: no waiting for a clean stop
+            worker.proc.kill()
+        stop.set()
+
+    loop = asyncio.get_running_loop()
+    for sig in STOP_SIGNALS:
+        loop.add_signal_handler(sig, on_stop_signal)
+    try:
+        async with EventProducer(settings, stack.kafka_url) as producer:
+            for record in sim.catalog():
+                await producer.send(record.topic, record.value, key=record.key)
+            await producer.flush()
+            with Live(render(figures), console=console, refresh_per_second=4) as live:
+                await simulate(producer, sim, figures, live, base, worker, stop, duration)
+            if (ended := worker.exited()) is not None:
+                raise DemoError(ended)
+            console.print("stopping the worker ...")
+            await asyncio.to_thread(stop_process, worker.proc)
+    finally:
+        for sig in STOP_SIGNALS:
+            loop.remove_signal_handler(sig)
+
+
+async def simulate(
+    producer: EventProducer,
+    sim: ShopSimulator,
+    figures: Figures,
+    live: Live,
+    base: str,
+    worker: DemoWorker,
+    stop: asyncio.Event,
+    duration: float | None,
+) -> None:
+    last_scrape = 0.0
+    while not stop.is_set() and (duration is None or time.monotonic() - figures.started < duration):
+        if worker.proc.poll() is not None:
+            return  # figures at base now would be someone else's, if anyone's
+        for record in sim.step(int(time.time() * 1000)):
             await producer.send(record.topic, record.value, key=record.key)
+            figures.sent += 1
         await producer.flush()
-        with Live(render(figures), console=console, refresh_per_second=4) as live:
-            last_scrape = 0.0
-            while duration is None or time.monotonic() - figures.started < duration:
-                for record in sim.step(int(time.time() * 1000)):
-                    await producer.send(record.topic, record.value, key=record.key)
-                    figures.sent += 1
-                await producer.flush()
-                if time.monotonic() - last_scrape >= 1.0:
-                    figures.worker = await asyncio.to_thread(scrape, base)
-                    last_scrape = time.monotonic()
-                    live.update(render(figures))
-                await asyncio.sleep(TICK_SECONDS)
+        if time.monotonic() - last_scrape >= 1.0:
             figures.worker = await asyncio.to_thread(scrape, base)
+            last_scrape = time.monotonic()
             live.update(render(figures))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), TICK_SECONDS)
+    if worker.proc.poll() is None:  # the last figures, while the worker still serves them
+        figures.worker = await asyncio.to_thread(scrape, base)
+        live.update(render(figures))
 
 
 def scrape(base: str) -> dict[str, float]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -56,6 +57,8 @@ async def run_import(settings: Settings, path: Path, topic: str, *, console: Con
 
 
 async def run_tail(settings: Settings, topic: str, *, limit: int, from_beginning: bool) -> None:
+    """Print the topic's records as JSON lines until ``limit`` or Ctrl-C; stop quietly when
+    the reader of stdout goes away (``rapport tail offers | head``)."""
     consumer = AIOKafkaConsumer(
         settings.topic(topic),
         bootstrap_servers=bootstrap(kafka_url(settings)),
@@ -63,15 +66,28 @@ async def run_tail(settings: Settings, topic: str, *, limit: int, from_beginning
         enable_auto_commit=False,
         fetch_max_wait_ms=100,
     )
-    await consumer.start()
-    seen = 0
     try:
-        async for record in consumer:
-            value = orjson.loads(record.value) if record.value else None
-            sys.stdout.write(orjson.dumps(value).decode() + "\n")
-            sys.stdout.flush()
-            seen += 1
-            if limit and seen >= limit:
-                return
+        await consumer.start()
+        await print_records(consumer, limit)
+    except BrokenPipeError:
+        silence_stdout()
     finally:
         await consumer.stop()
+
+
+async def print_records(consumer: AIOKafkaConsumer, limit: int) -> None:
+    seen = 0
+    async for record in consumer:
+        value = orjson.loads(record.value) if record.value else None
+        sys.stdout.write(orjson.dumps(value).decode() + "\n")
+        sys.stdout.flush()
+        seen += 1
+        if limit and seen >= limit:
+            return
+
+
+def silence_stdout() -> None:
+    """Point stdout at /dev/null, so Python's last flush cannot fail on the closed pipe."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)

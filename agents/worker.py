@@ -6,12 +6,16 @@ the tests) with a settings object.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
 import faust
+from faust.types import TP
 from prometheus_client import CollectorRegistry
+from redis.asyncio import Redis
 
 from agents.api import register_api
 from agents.catalog import process_catalog
@@ -26,13 +30,17 @@ from stream.campaign_stats import CampaignStats
 from stream.facts import FactsSource
 from stream.metrics import Metrics
 from stream.models_store import ModelsStore
+from stream.offsets import LogEnd, LogPositions
 from stream.publisher import Publisher
+from stream.records import deadletter_record
+from stream.resilience import Resilience, describe
 from stream.settings import Settings
 from stream.store import Store, connect
 
 log = logging.getLogger(__name__)
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+DAY_MS = 86_400_000
 CUSTOMER_TOPICS = ("clicks", "orders", "customers", "feedback", "internal")
 
 #: The refresh lease lasts most of a period, so the next period's timers can take it again.
@@ -43,20 +51,76 @@ Handler = Callable[[Sequence[Delivery], Context], Awaitable[None]]
 
 def build_worker(settings: Settings) -> RapportApp:
     app = create_app(settings)
-    ctx = build_context(settings, Publisher(app, settings))
+    ctx = build_context(settings, Publisher(app, settings), log_end=consumer_log_end(app))
+    api = for_readers(ctx)
     register_flow(app, ctx, CUSTOMER_TOPICS, process_batch)
     register_flow(app, ctx, ("catalog",), process_catalog)
-    register_api(app, ctx)
-    register_dashboard(app, ctx)
+    register_api(app, api)
+    register_dashboard(app, api)
     register_periodic(app, ctx)
     app.rapport_context = ctx  # type: ignore[attr-defined]
     return app
 
 
-def build_context(settings: Settings, publisher: Publisher) -> Context:
-    """Everything the flows need, on one Redis client, publishing through ``publisher``."""
+async def unknown_log_end(topic: str, partition: int) -> int | None:
+    """Without a consumer to ask (bench/flow.py), no log is ever taken for reset."""
+    return None
+
+
+def build_context(
+    settings: Settings, publisher: Publisher, *, log_end: LogEnd = unknown_log_end
+) -> Context:
+    """Everything the flows need, on the ingestion Redis pool, publishing through
+    ``publisher``; ``log_end`` tells a reset log from a redelivery (``stream.offsets``)."""
+    redis = connect(
+        settings.redis_url or DEFAULT_REDIS_URL,
+        retries=settings.redis_retries,
+        connections=settings.redis_connections,
+        timeout=settings.redis_timeout_seconds,
+    )
     metrics = Metrics(CollectorRegistry())
-    redis = connect(settings.redis_url or DEFAULT_REDIS_URL, retries=settings.redis_retries)
+    positions = LogPositions(
+        redis,
+        prefix=settings.redis_prefix,
+        ttl_ms=settings.retention_days * DAY_MS,
+        log_end=log_end,
+        metrics=metrics,
+    )
+    return Context(
+        settings=settings,
+        publisher=publisher,
+        metrics=metrics,
+        library=CampaignLibrary(settings),
+        positions=positions,
+        **redis_adapters(settings, redis, metrics),
+    )
+
+
+def consumer_log_end(app: faust.App) -> LogEnd:
+    """The end of a partition's log, asked of the broker through the worker's consumer."""
+
+    async def log_end(topic: str, partition: int) -> int | None:
+        tp = TP(topic, partition)
+        return (await app.consumer.highwaters(tp)).get(tp)
+
+    return log_end
+
+
+def for_readers(ctx: Context) -> Context:
+    """The same context on the HTTP API's own Redis pool: however many readers call at
+    once, they wait for one of its connections and never take one of ingestion's."""
+    settings = ctx.settings
+    redis = connect(
+        settings.redis_url or DEFAULT_REDIS_URL,
+        retries=settings.redis_retries,
+        connections=settings.api_redis_connections,
+        timeout=settings.redis_timeout_seconds,
+    )
+    return dataclasses.replace(ctx, **redis_adapters(settings, redis, ctx.metrics))
+
+
+def redis_adapters(settings: Settings, redis: Redis, metrics: Metrics) -> dict[str, Any]:
+    """The stores of a context, all on one client (one pool)."""
     store = Store(
         redis,
         prefix=settings.redis_prefix,
@@ -66,16 +130,12 @@ def build_context(settings: Settings, publisher: Publisher) -> Context:
         cached_states=settings.cached_states,
     )
     models = ModelsStore(redis, settings.redis_prefix)
-    return Context(
-        settings=settings,
-        store=store,
-        publisher=publisher,
-        metrics=metrics,
-        library=CampaignLibrary(settings),
-        models=models,
-        facts=FactsSource(models, prefix=settings.redis_prefix),
-        campaign_stats=CampaignStats(redis, settings.redis_prefix),
-    )
+    return {
+        "store": store,
+        "models": models,
+        "facts": FactsSource(models, prefix=settings.redis_prefix),
+        "campaign_stats": CampaignStats(redis, settings.redis_prefix),
+    }
 
 
 def register_periodic(app: faust.App, ctx: Context) -> None:
@@ -120,16 +180,48 @@ def register_flow(app: RapportApp, ctx: Context, suffixes: Sequence[str], handle
     """One batch flow over these input topics (``stream.batching``): whole fetched batches,
     the records of all of them fetched together in one call.
 
-    A batch's offsets become committable only after ``handle`` returns. If
-    ``handle`` raises (Redis or the broker still failing after retries), the
-    worker stops with the batch unacked, so the next worker replays it.
+    A batch's offsets become committable only after ``handle`` returns. Through a
+    Redis or broker outage the batch is run again with backoff; a batch that fails
+    for any other reason is split until the records that fail alone are isolated to
+    ``deadletter`` (``stream.resilience``). Only an outage longer than
+    ``RAPPORT_OUTAGE_SECONDS`` stops the worker, with the batch unacked, so the next
+    worker replays it.
     """
+    settings = ctx.settings
+    name = suffixes[0] if len(suffixes) == 1 else "customers"
 
     async def flow(deliveries: Sequence[Delivery]) -> None:
-        await handle(deliveries, ctx)
+        generation = app.consumer_generation_id
+        resilience = Resilience(
+            handler=lambda batch: handle(batch, ctx),
+            isolate=lambda delivery, exc: deadletter_poison(delivery, exc, ctx),
+            metrics=ctx.metrics,
+            flow=name,
+            outage_seconds=settings.outage_seconds,
+            poison_attempts=settings.poison_attempts,
+            still_ours=lambda: app.consumer_generation_id == generation and not app.should_stop,
+        )
+        await resilience.run(deliveries)
 
-    topics = [raw_topic(app, ctx.settings.topic(suffix)) for suffix in suffixes]
-    app.batch_flow(topics, flow, batch_size=ctx.settings.batch_size)
+    topics = [raw_topic(app, settings.topic(suffix)) for suffix in suffixes]
+    app.batch_flow(topics, flow, batch_size=settings.batch_size)
+
+
+async def deadletter_poison(delivery: Delivery, exc: BaseException, ctx: Context) -> None:
+    """A record the worker fails on every time, alone: to ``deadletter`` with the exception."""
+    suffix = ctx.settings.suffix(delivery.topic)
+    record = deadletter_record(
+        source_topic=delivery.topic,
+        partition=delivery.partition,
+        offset=delivery.offset,
+        error=f"the worker failed on this record: {describe(exc)}",
+        payload=delivery.value,
+        ts=int(time.time() * 1000),
+    )
+    await ctx.publisher.publish([record])
+    ctx.metrics.poison.labels(suffix).inc()
+    ctx.metrics.deadletters.labels(suffix, "poison").inc()
+    ctx.metrics.events.labels(suffix, "rejected").inc()
 
 
 async def measure_lag(app: faust.App, ctx: Context) -> None:
@@ -155,22 +247,26 @@ def reload_campaigns(ctx: Context) -> None:
 
 
 def run_worker(settings: Settings) -> None:
-    """Create the topics, then run one faust worker until SIGTERM/SIGINT."""
+    """Create the topics, then run one faust worker until SIGINT, SIGTERM or SIGPIPE, or
+    until its output pipe closes (``agents.worker_process``). Raises ``WebPortUnavailable``
+    if its HTTP server cannot bind: a worker that cannot serve its port does not run."""
     import asyncio
     import signal
 
+    from agents.worker_process import RapportWorker, quiet_kafka_client
     from stream.app import kafka_url
     from stream.topics import ensure_topics
 
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)  # faust's worker runs on this same loop
-    loop.run_until_complete(ensure_topics(settings, kafka_url(settings)))
+    with quiet_kafka_client():  # an unreachable broker is one line from agents.cli
+        loop.run_until_complete(ensure_topics(settings, kafka_url(settings)))
     app = build_worker(settings)
-    worker = faust.Worker(app, loglevel=settings.log_level.upper(), loop=loop)
+    worker = RapportWorker(app, settings, loglevel=settings.log_level.upper(), loop=loop)
     ctx: Context = app.rapport_context  # type: ignore[attr-defined]
     loop.add_signal_handler(signal.SIGHUP, reload_campaigns, ctx)
     tune_garbage_collector()
-    worker.execute_from_commandline()
+    worker.run()
 
 
 #: Young-generation size and collection ratios of the cyclic garbage collector.

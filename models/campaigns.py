@@ -485,7 +485,7 @@ def _pick_channel(
 
 
 def _channel_block(profile: Profile, channel: str, at: int, ledger: Any) -> str | None:
-    if not has_consent(profile, channel):
+    if not has_consent(profile, channel, at=at):
         return f"no_consent:{channel}"
     if not profile.contact.get(ADDRESS_FIELD[channel]):
         return f"no_address:{channel}"

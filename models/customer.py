@@ -53,7 +53,13 @@ from models.profile import (
     order_totals,
 )
 from models.rfm import make_rfm
-from models.segments import SegmentConfig, memberships, next_due, segment_changes
+from models.segments import (
+    SegmentConfig,
+    memberships,
+    next_due,
+    passed_boundaries,
+    segment_changes,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,7 +160,13 @@ def step(
         # redelivery of this very record must still be recognised by offset.
         applied = remember_offset(state.applied, source, offset)
         return Step(state=replace(state, applied=applied), duplicate=True)
-    applied = remember(state.applied, event.event_id, source, offset, keep=config.dedup_ids)
+    if isinstance(event, LifecycleTick):
+        # A tick's id is new at every claim and applying one twice changes nothing, so it
+        # takes no place in the id window: a backlog of re-claimed timers would push the
+        # ids of real events out of it, and their redeliveries would be applied again.
+        applied = remember_offset(state.applied, source, offset)
+    else:
+        applied = remember(state.applied, event.event_id, source, offset, keep=config.dedup_ids)
     if state.erased and isinstance(event, InternalEvent):
         # Timers, RFM updates, merges or campaign triggers still in flight for an
         # erased customer must not bring them back: only their own new events can.
@@ -166,10 +178,15 @@ def step(
         return Step(state=erase(state, event.ts, applied), duplicate=False)
     before = state.profile
     profile, outputs = _apply(before, event, topic, raw, config)
+    if before.merged_into is None and not isinstance(event, InternalEvent):
+        profile = replace(profile, events=profile.events + 1)
     if profile.merged_into is None and profile.clock is not None:
         now = profile.clock
+        reached, passed = passed_boundaries(
+            before, profile, event_ts=event.ts, config=config.segments
+        )
         segments = memberships(profile, now=now, config=config.segments)
-        changes = segment_changes(profile.customer_id, profile.segments, segments, ts=now)
+        changes = passed + segment_changes(profile.customer_id, reached, segments, ts=now)
         if segments != profile.segments:
             profile = replace(profile, segments=segments)
         profile, decided = _campaigns(
@@ -413,8 +430,9 @@ class Indexes:
     #: and rewriting them costs four commands per customer per batch.
     buyer_changed: bool = True
     segment_changed: bool = True
-    #: Write ``due`` only when it moved: rewriting an unchanged time would put a timer
-    #: that is being fired back into the due set, and fire it again.
+    #: Write ``due`` only when it moved (rewriting an unchanged time would put a timer
+    #: that is being fired back into the due set, and fire it again), or after a tick:
+    #: claiming took the entry out, and only the tick's write puts it back.
     due_changed: bool = True
     affinity: Mapping[str, float] = field(default_factory=dict)
     watching: Mapping[str, int] = field(default_factory=dict)
@@ -428,8 +446,14 @@ class Indexes:
 
 
 def indexes(
-    state: CustomerState, *, config: StepConfig, before: CustomerState | None = None
+    state: CustomerState,
+    *,
+    config: StepConfig,
+    before: CustomerState | None = None,
+    ticked: bool = False,
 ) -> Indexes:
+    """``ticked``: a tick was applied, so the timer it came from was claimed out of the due
+    index, and the next due time is written even if it did not move (``timer_entry``)."""
     profile = state.profile
     old = before.profile if before is not None else Profile(customer_id=profile.customer_id)
     if state.erased or profile.merged_into is not None:
@@ -460,12 +484,32 @@ def indexes(
         buyer_changed=buyer != old_buyer,
         segment_changed=segment != old_segment,
         due=due,
-        due_changed=due != _next_timer(old, config) or before is None,
+        due_changed=due != _next_timer(old, config) or before is None or ticked,
         affinity=ranks,
         watching={pid: ts for pid, ts in watched.items() if was_watched.get(pid) != ts},
         dropped_affinity=tuple(sorted(set(old.affinity) - set(profile.affinity))),
         dropped_watching=tuple(sorted(set(was_watched) - set(watched))),
         transactions=None if transactions(profile) == transactions(old) else transactions(profile),
+    )
+
+
+def timer_entry(state: CustomerState, *, config: StepConfig) -> Indexes:
+    """Only the due-timer entry, for a customer whose tick changed nothing.
+
+    Claiming a timer takes the customer out of the due index; applying the tick puts
+    the next due time back with the write. A tick that changes nothing (it was claimed
+    twice: its lease expired while it waited behind a backlog) writes nothing, so the
+    entry is restored from the state as it stands, or the customer's next timer would
+    be lost.
+    """
+    due = None if state.erased else _next_timer(state.profile, config)
+    return Indexes(
+        buyer=None,
+        rfm_segment=None,
+        due=due,
+        buyer_changed=False,
+        segment_changed=False,
+        due_changed=due is not None,
     )
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,4 +46,4 @@ def remember(
 def remember_offset(applied: Applied, source: str | None, offset: int | None) -> Applied:
     if source is None or offset is None or offset <= applied.offsets.get(source, -1):
         return applied
-    return Applied(offsets={**applied.offsets, source: offset}, recent_ids=applied.recent_ids)
+    return replace(applied, offsets={**applied.offsets, source: offset})

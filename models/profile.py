@@ -89,6 +89,9 @@ class Profile:
     rfm: Rfm | None = None
     aliases: tuple[str, ...] = ()  # anonymous ids merged into this customer
     merged_into: str | None = None  # set on an anonymous profile handed over
+    #: Input records applied to this person (an anonymous visitor's join at the merge;
+    #: records forwarded from an alias count once, here): one applied twice shows.
+    events: int = 0
     pending: tuple[Pending, ...] = ()  # delayed triggers and held messages
     sent_log: tuple[Sent, ...] = ()  # messages that left, for caps (last 8 days)
     offers: tuple[Offer, ...] = ()  # live offers for the storefront
@@ -231,7 +234,7 @@ def merge_profiles(known: Profile, anonymous: Profile, *, config: ProfileConfig)
     lines: dict[str, CartLine] = {}
     for pid in {**known.cart_lines, **anonymous.cart_lines}:
         joined = (*known.cart_lines.get(pid, ()), *anonymous.cart_lines.get(pid, ()))
-        kept = tuple(c for c in joined if c[0] > cleared.get(pid, joined[0][0] - 1))
+        kept = tuple(c for c in joined if pid not in cleared or c[0] > cleared[pid])
         if kept:
             lines[pid] = _compact(kept)
     facts = dict(known.order_facts)
@@ -253,6 +256,7 @@ def merge_profiles(known: Profile, anonymous: Profile, *, config: ProfileConfig)
         windows=merge_windows(known.windows, anonymous.windows, horizon_ms=horizon),
         affinity=merge_affinity(known.affinity, anonymous.affinity, config=config.affinity),
         fired={**anonymous.fired, **known.fired},
+        events=known.events + anonymous.events,
     )
 
 
@@ -264,10 +268,16 @@ def order_totals(profile: Profile) -> OrderTotals:
     return OrderTotals(orders=len(live), revenue=revenue, last_order_at=last)
 
 
-def has_consent(profile: Profile, channel: str) -> bool:
-    """Only an explicit, still-standing opt-in counts: never seen means no."""
+def has_consent(profile: Profile, channel: str, *, at: int | None = None) -> bool:
+    """Only an explicit, still-standing opt-in counts: never seen means no.
+
+    ``at``: consent at that event time. Only the latest fact per channel is kept, so an
+    opt-in stamped after ``at`` does not say what held at ``at`` and counts as no: a
+    decision for an earlier moment that is made late (a delayed trigger, a record that
+    arrived after the opt-in) never contacts someone who had not yet opted in.
+    """
     fact = profile.consent.get(channel)
-    return fact is not None and fact.granted
+    return fact is not None and fact.granted and (at is None or fact.ts <= at)
 
 
 def _replace_fact(

@@ -5,15 +5,17 @@ dimension, recency (whole days since the last order, ``floor((now -
 last_order_at) / 86_400_000)``, fewer is better), frequency (live orders, more is
 better) and monetary (revenue, more is better)::
 
-    score = min(5, 1 + floor(5 * worse / population))
+    score = min(5, 1 + floor(5 * (worse + equal / 2) / population))
 
-where ``worse`` is the number of customers strictly worse on that dimension. So
-the top fifth scores 5, the bottom fifth 1, and ties score alike (a tie is never
-"strictly worse"). Consequences worth knowing: a population of one scores 1, 1, 1,
-and so does a dimension on which everybody ties; the cap never binds because
-``worse <= population - 1``. Recency is in whole days, so two orders on the same
-day-distance tie; a last order after ``now`` (an ``as_of`` in the past) counts as
-0 days.
+where ``worse`` is the number of customers strictly worse on that dimension and
+``equal`` the number tied with the customer, the customer included: the customer
+sits at the middle of their tie (the mid-rank). So the top fifth scores 5, the
+bottom fifth 1, and ties score alike, at the middle of the ranks they share.
+Consequences worth knowing: a population of one scores 3, 3, 3, and so does a
+dimension on which everybody ties; the cap binds only for the best customers
+(``worse + equal / 2`` can reach ``population - 1/2``, i.e. 5.5 fifths). Recency
+is in whole days, so two orders on the same day-distance tie; a last order after
+``now`` (an ``as_of`` in the past) counts as 0 days.
 
 Segments. The segment is read from R and FM, where FM is the mean of F and M
 rounded half up: ``FM = floor((F + M + 1) / 2)`` (F 4 and M 5 give FM 5; F 1 and
@@ -40,9 +42,9 @@ M 2 give FM 2). Every cell of the 5 x 5 grid has exactly one segment:
 * ``lost``: the least recent, low frequency and value.
 
 Computation. ``score_population`` is exact for a whole population in
-O(n log n) (each dimension sorted once, ``bisect`` counts strictly worse); it is
-the reference for the periodic refresh. ``score_one`` turns counts obtained
-elsewhere (e.g. Redis ``ZCOUNT`` on sorted sets) into an ``Rfm``.
+O(n log n) (each dimension sorted once, ``bisect`` counts the strictly worse and
+the tied); it is the reference for the periodic refresh. ``score_one`` turns
+counts obtained elsewhere (e.g. Redis ``ZCOUNT`` on sorted sets) into an ``Rfm``.
 """
 
 from __future__ import annotations
@@ -50,8 +52,10 @@ from __future__ import annotations
 import bisect
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TypeVar
 
 DAY_MS = 86_400_000
+T = TypeVar("T", int, float)
 
 #: Segment names in the order of the docstring's list.
 SEGMENTS: tuple[str, ...] = (
@@ -89,15 +93,20 @@ class Rfm:
     segment: str
 
 
-def rfm_score(worse: int, population: int) -> int:
-    """``min(5, 1 + floor(5 * worse / population))``; needs ``0 <= worse < population``."""
+def rfm_score(worse: int, equal: int, population: int) -> int:
+    """``min(5, 1 + floor(5 * (worse + equal / 2) / population))``, in integers.
+
+    Needs ``worse >= 0``, ``equal >= 1`` (the customer is tied with themselves) and
+    ``worse + equal <= population``.
+    """
     if population < 1:
         raise ValueError(f"population must be >= 1, got {population}")
-    if not 0 <= worse < population:
+    if worse < 0 or equal < 1 or worse + equal > population:
         raise ValueError(
-            f"worse must be between 0 and population - 1 ({population - 1}), got {worse}"
+            f"need worse >= 0, equal >= 1 and worse + equal <= population ({population}), "
+            f"got worse {worse} and equal {equal}"
         )
-    return min(5, 1 + (5 * worse) // population)
+    return min(5, 1 + (5 * (2 * worse + equal)) // (2 * population))
 
 
 def recency_days(last_order_at: int, now: int) -> int:
@@ -123,15 +132,23 @@ def make_rfm(r: int, f: int, m: int) -> Rfm:
     return Rfm(r=r, f=f, m=m, code=f"{r}{f}{m}", segment=rfm_segment(r, f, m))
 
 
+@dataclass(frozen=True, slots=True)
+class Standing:
+    """Where one customer stands on one dimension: strictly worse, and tied (self included)."""
+
+    worse: int
+    equal: int
+
+
 def score_one(
     mine: tuple[int, int, float],
     *,
-    worse_r: int,
-    worse_f: int,
-    worse_m: int,
+    r: Standing,
+    f: Standing,
+    m: Standing,
     population: int,
 ) -> Rfm:
-    """One customer's ``Rfm`` from counts of strictly worse customers computed elsewhere.
+    """One customer's ``Rfm`` from counts computed elsewhere (e.g. Redis ``ZCOUNT``).
 
     ``mine`` is ``(last_order_at, orders, revenue)``; a customer without orders is
     not in the population and has no RFM (``ValueError``), as are counts out of range.
@@ -140,10 +157,18 @@ def score_one(
     if orders <= 0:
         raise ValueError("a customer without orders is not in the RFM population")
     return make_rfm(
-        rfm_score(worse_r, population),
-        rfm_score(worse_f, population),
-        rfm_score(worse_m, population),
+        rfm_score(r.worse, r.equal, population),
+        rfm_score(f.worse, f.equal, population),
+        rfm_score(m.worse, m.equal, population),
     )
+
+
+def standing(ranked: list[T], value: T, *, more_is_better: bool) -> Standing:
+    """Counts of ``ranked`` (sorted ascending) strictly worse than and equal to ``value``."""
+    below = bisect.bisect_left(ranked, value)
+    above = len(ranked) - bisect.bisect_right(ranked, value)
+    equal = len(ranked) - below - above
+    return Standing(worse=below if more_is_better else above, equal=equal)
 
 
 def score_population(
@@ -160,13 +185,13 @@ def score_population(
     days_sorted = sorted(days.values())
     orders_sorted = sorted(orders for _, orders, _ in population.values())
     revenue_sorted = sorted(revenue for _, _, revenue in population.values())
-    result: dict[str, Rfm] = {}
-    for cid, (_, orders, revenue) in population.items():
-        result[cid] = score_one(
-            population[cid],
-            worse_r=n - bisect.bisect_right(days_sorted, days[cid]),  # strictly more days
-            worse_f=bisect.bisect_left(orders_sorted, orders),  # strictly fewer orders
-            worse_m=bisect.bisect_left(revenue_sorted, revenue),  # strictly less revenue
+    return {
+        cid: score_one(
+            mine,
+            r=standing(days_sorted, days[cid], more_is_better=False),  # fewer days is better
+            f=standing(orders_sorted, mine[1], more_is_better=True),
+            m=standing(revenue_sorted, mine[2], more_is_better=True),
             population=n,
         )
-    return result
+        for cid, mine in population.items()
+    }

@@ -45,6 +45,44 @@ def segment_changes(
     return (*exits, *enters)
 
 
+def passed_boundaries(
+    before: Profile, after: Profile, *, event_ts: int, config: SegmentConfig
+) -> tuple[frozenset[str], tuple[SegmentChange, ...]]:
+    """Lifecycle boundaries (last order + N days) passed between what the customer's
+    stored memberships say and the clock ``after`` has reached: each change at its exact
+    time, and the memberships reached.
+
+    A boundary's timer usually fires first. When it does not, the change is still
+    stamped when it happened in event time, not when it was noticed:
+
+    * an event moves the clock past a boundary before its tick came (a lost or late
+      tick, a jump in event time): ``before``'s boundaries between its clock and now;
+    * an event arrives late (earlier than the clock: an order consumed after clicks of
+      the following months, a cancellation delivered late) and its boundaries have
+      passed already: ``after``'s boundaries between the event and now.
+    """
+    segments = before.segments
+    now = after.clock
+    if now is None:
+        return segments, ()
+    if before.clock is None or event_ts >= before.clock:
+        basis, since = before, before.clock
+    else:
+        basis, since = after, event_ts
+    totals = order_totals(basis)
+    if totals.last_order_at is None or since is None:
+        return segments, ()
+    lc = config.lifecycle
+    changes: tuple[SegmentChange, ...] = ()
+    for days in (lc.at_risk_after_days, lc.lapsed_after_days):
+        due = totals.last_order_at + days * DAY_MS
+        if since < due <= now:
+            reached = memberships(basis, now=due, config=config)
+            changes += segment_changes(basis.customer_id, segments, reached, ts=due)
+            segments = reached
+    return segments, changes
+
+
 def next_due(profile: Profile, *, config: SegmentConfig) -> int | None:
     """The next engine time at which the lifecycle stage changes with no new event."""
     totals = order_totals(profile)

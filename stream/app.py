@@ -9,6 +9,8 @@ consumer is the batch fast path (``stream.batching``).
 
 from __future__ import annotations
 
+import os
+import socket
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -100,6 +102,9 @@ def create_app(settings: Settings) -> RapportApp:
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
         producer_linger_ms=1,
+        # a send the broker does not acknowledge fails after this, and the batch runs
+        # again (stream.resilience) instead of waiting for faust's default 20 minutes
+        producer_request_timeout=30.0,
     )
     app.conf.rapport_fetch_max_wait_ms = settings.fetch_max_wait_ms  # type: ignore[attr-defined]
     return app
@@ -110,3 +115,32 @@ def raw_topic(app: faust.App, name: str) -> faust.TopicT:
     return app.topic(
         name, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
     )
+
+
+class WebPortUnavailable(RuntimeError):
+    """The worker's HTTP port cannot be bound; the message says which port and what to set."""
+
+
+def web_port_unavailable(settings: Settings, reason: str) -> WebPortUnavailable:
+    return WebPortUnavailable(
+        f"cannot serve HTTP on {settings.web_host}:{settings.web_port} ({reason}); another "
+        "worker or demo may be using it: stop it or set RAPPORT_WEB_PORT to a free port"
+    )
+
+
+def check_web_port(settings: Settings) -> None:
+    """Raise ``WebPortUnavailable`` unless the HTTP port can be bound right now.
+
+    A worker that cannot serve its port must not run: its health, metrics and
+    API would be answered by whatever holds the port (another worker's figures).
+    Checked before faust starts so the failure is one line, not a traceback;
+    faust failing to bind later (a race) stops the worker too.
+    """
+    host, port = settings.web_host, settings.web_port
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        with socket.create_server((host, port), family=family):
+            pass
+    except OSError as exc:
+        reason = os.strerror(exc.errno) if exc.errno else str(exc)
+        raise web_port_unavailable(settings, reason) from exc

@@ -19,7 +19,10 @@ handing partitions over.
 
 Correctness: a chunk's offsets are acked only after its handler returned, i.e.
 after its Redis writes and outputs were acknowledged; if the handler raises, the
-worker crashes with the chunk unacked, so its offsets are never committed. A
+worker crashes with the chunk unacked, so its offsets are never committed (the
+flows raise only after riding out an outage for ``RAPPORT_OUTAGE_SECONDS``: see
+``stream.resilience``); if it gives the chunk up (``Abandoned``), the chunk stays
+unacked and the worker goes on. A
 chunk is acked only in the consumer generation it was fetched in: after a
 rebalance the new owner replays it and the flows' offset dedup makes that a no-op.
 """
@@ -37,6 +40,8 @@ from faust.transport.consumer import Fetcher
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
 from mode.utils.futures import notify
+
+from stream.resilience import Abandoned
 
 log = logging.getLogger(__name__)
 
@@ -195,6 +200,8 @@ class BatchConsumer(faust_aiokafka.Consumer):
             await flow.handler(
                 [Delivery(r.topic, r.partition, r.offset, r.key, r.value) for r in chunk]
             )
+        except Abandoned:
+            log.info("batch left unacknowledged: its partitions moved or the worker stops")
         except Exception as exc:
             log.exception("batch flow failed after its retries; stopping with it unacked")
             await self.app.crash(exc)

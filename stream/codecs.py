@@ -25,6 +25,7 @@ from zoneinfo import ZoneInfo
 
 import orjson
 
+from models.clock import format_ts
 from models.events import (
     CHANNELS,
     CLICK_TYPES,
@@ -70,6 +71,7 @@ REJECTION_CODES: frozenset[str] = frozenset(
         "bad_type",
         "bad_value",
         "bad_timestamp",
+        "future_timestamp",
     }
 )
 
@@ -80,8 +82,17 @@ MAX_IDENT = 256
 MAX_CATEGORY = 256
 MAX_QUERY = 1024
 MAX_NAME = 1024
-MAX_QUANTITY = 10_000
+#: Units of one line or click. Wholesale lines reach tens of thousands of units (one real
+#: invoice line of the UCI Online Retail data holds 80,995), so the bound is far above that.
+MAX_QUANTITY = 1_000_000
+#: Lines of one order. Each line costs state (the order's products and categories) and the
+#: shop-wide bought-together counts cost n * (n - 1) / 2 pairs per order, so the bound keeps
+#: one order's effect bounded (500 lines: at most 124,750 pairs).
 MAX_ITEMS = 500
+#: Largest price or total, in the order's currency. 10^12 holds any real order even in the
+#: currencies with the smallest units (a million-dollar order is about 2.5 * 10^10 VND), and
+#: keeps every sum finite: a customer's revenue would need 10^296 such orders to overflow.
+MAX_AMOUNT = 1e12
 MAX_EMAIL = 320
 MAX_PUSH_TOKEN = 4096
 MAX_TIMEZONE = 64
@@ -90,10 +101,14 @@ MAX_ATTRIBUTE_KEY = 256
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_MS = timedelta(milliseconds=1)
-# Event times outside the years 2000..2100 are almost certainly unit mistakes (seconds,
-# microseconds) or garbage; accepting them would drag the event-time watermark anywhere.
-_TS_MIN_MS = (datetime(2000, 1, 1, tzinfo=UTC) - _EPOCH) // _ONE_MS
+# Event times are accepted from 1970-01-01 (histories go back decades) to the end of 2100;
+# anything later is garbage or a unit mistake (microseconds, nanoseconds). Records ahead of
+# wall time are refused separately, by the caller's ``latest_ms``.
 _TS_END_MS = (datetime(2101, 1, 1, tzinfo=UTC) - _EPOCH) // _ONE_MS  # exclusive
+# Every epoch-seconds value up to the year 2286 is below 10^10, and as milliseconds such an
+# integer means a moment in the first 116 days of 1970: no shop has history there, so an
+# integer below it is read as a unit mistake (RFC 3339 strings reach 1970-01-01 exactly).
+_SECONDS_LIKE_BELOW = 10**10
 
 # RFC 3339 date-time: date, "T" (or space/"t"), time, optional fraction, offset. The offset is
 # optional in the pattern only so that a missing one gets its own, clearer message.
@@ -243,7 +258,11 @@ def _quantity(label: str, value: object) -> int:
 
 
 def _amount(label: str, value: object) -> float:
-    """A finite number >= 0 (prices, totals). Booleans are not numbers here."""
+    """A finite number in 0..``MAX_AMOUNT`` (prices, totals). Booleans are not numbers here.
+
+    JSON has no NaN or Infinity (such records fail as malformed JSON), but a finite 1e308 is
+    valid JSON: two of them would make a customer's revenue infinite, hence the upper bound.
+    """
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise _bad_type(label, "a number", value)
     # orjson yields ints within 64 bits (larger ones arrive as floats), so float() cannot
@@ -253,6 +272,8 @@ def _amount(label: str, value: object) -> float:
         raise _bad_value(label, "must be a finite number")
     if number < 0:
         raise _bad_value(label, f"must be zero or more, got {_show(value)}")
+    if number > MAX_AMOUNT:
+        raise _bad_value(label, f"must be at most {MAX_AMOUNT:.0e}, got {_show(value)}")
     return number
 
 
@@ -266,28 +287,56 @@ def _currency(label: str, value: object) -> str:
     return value
 
 
-def _timestamp(label: str, value: object) -> int:
-    """Epoch milliseconds from an integer or an RFC 3339 string with an explicit offset."""
+def _timestamp(label: str, value: object, latest_ms: int | None = None) -> int:
+    """Epoch milliseconds from an integer or an RFC 3339 string with an explicit offset.
+
+    From 1970-01-01 to the end of 2100, and no later than ``latest_ms`` when given (wall time
+    plus the tolerance: a record from the future would move the engine clock for good).
+    """
     if isinstance(value, str):
         millis = _rfc3339_millis(label, value)
     elif isinstance(value, float) and value.is_integer():
-        millis = int(value)
+        millis = _unit_checked(label, value, int(value))
     elif isinstance(value, int) and not isinstance(value, bool):
-        millis = value
+        millis = _unit_checked(label, value, value)
     else:
         raise _Invalid(
             "bad_timestamp",
             f"Field '{label}' must be integer epoch milliseconds or an RFC 3339 string with an "
             f"offset such as 2026-11-22T10:00:00Z, got {_kind(value)}.",
         )
-    if not _TS_MIN_MS <= millis < _TS_END_MS:
-        hint = ""
-        if isinstance(value, int | float) and _TS_MIN_MS <= millis * 1000 < _TS_END_MS:
-            hint = " It looks like seconds; send milliseconds."
+    if not 0 <= millis < _TS_END_MS:
         raise _Invalid(
             "bad_timestamp",
-            f"Field '{label}' is outside the years 2000..2100 (got {_show(value)}).{hint}",
+            f"Field '{label}' is outside 1970-01-01 .. 2100-12-31 (got {_show(value)}).",
         )
+    if latest_ms is not None and millis > latest_ms:
+        raise _Invalid(
+            "future_timestamp",
+            f"Field '{label}' is {format_ts(millis)}, later than the latest accepted event time "
+            f"{format_ts(latest_ms)} (wall time plus RAPPORT_FUTURE_TOLERANCE_SECONDS); a record "
+            "from the future would move the engine clock.",
+        )
+    return millis
+
+
+def _unit_checked(label: str, value: object, millis: int) -> int:
+    """Refuse integers that are clearly not epoch milliseconds, naming the likely unit."""
+    if millis < 0:
+        raise _Invalid(
+            "bad_timestamp", f"Field '{label}' is before 1970-01-01 (got {_show(value)})."
+        )
+    if millis < _SECONDS_LIKE_BELOW:
+        raise _Invalid(
+            "bad_timestamp",
+            f"Field '{label}' looks like epoch seconds (got {_show(value)}); send milliseconds.",
+        )
+    for unit, per_ms in (("microseconds", 1_000), ("nanoseconds", 1_000_000)):
+        if millis >= _TS_END_MS and _SECONDS_LIKE_BELOW <= millis // per_ms < _TS_END_MS:
+            raise _Invalid(
+                "bad_timestamp",
+                f"Field '{label}' looks like epoch {unit} (got {_show(value)}); send milliseconds.",
+            )
     return millis
 
 
@@ -464,11 +513,11 @@ def _decode(raw: bytes | None, max_bytes: int) -> Mapping[str, object]:
     return cast(Mapping[str, object], value)
 
 
-def _common(obj: Mapping[str, object]) -> tuple[str, int]:
+def _common(obj: Mapping[str, object], latest_ms: int | None) -> tuple[str, int]:
     """The ``event_id`` and ``ts`` every input event carries."""
     return (
         _event_id("event_id", _need(obj, "event_id")),
-        _timestamp("ts", _need(obj, "ts")),
+        _timestamp("ts", _need(obj, "ts"), latest_ms),
     )
 
 
@@ -485,8 +534,8 @@ def _parse(
 # --------------------------------------------------------------------------- per topic
 
 
-def _click(obj: Mapping[str, object]) -> Click:
-    event_id, ts = _common(obj)
+def _click(obj: Mapping[str, object], latest_ms: int | None) -> Click:
+    event_id, ts = _common(obj, latest_ms)
     customer_id = _ident("customer_id", _need(obj, "customer_id"))
     click_type = _member("type", _need(obj, "type"), CLICK_TYPES)
     product_id = _maybe(obj, "product_id", _ident)
@@ -512,8 +561,8 @@ def _click(obj: Mapping[str, object]) -> Click:
     )
 
 
-def _order(obj: Mapping[str, object], default_currency: str) -> Order:
-    event_id, ts = _common(obj)
+def _order(obj: Mapping[str, object], default_currency: str, latest_ms: int | None) -> Order:
+    event_id, ts = _common(obj, latest_ms)
     customer_id = _ident("customer_id", _need(obj, "customer_id"))
     order_id = _ident("order_id", _need(obj, "order_id"))
     status = _maybe(obj, "status", lambda label, v: _member(label, v, ORDER_STATUSES)) or "placed"
@@ -537,8 +586,8 @@ def _order(obj: Mapping[str, object], default_currency: str) -> Order:
     )
 
 
-def _customer(obj: Mapping[str, object]) -> CustomerUpdate:
-    event_id, ts = _common(obj)
+def _customer(obj: Mapping[str, object], latest_ms: int | None) -> CustomerUpdate:
+    event_id, ts = _common(obj, latest_ms)
     return CustomerUpdate(
         event_id=event_id,
         ts=ts,
@@ -554,8 +603,8 @@ def _customer(obj: Mapping[str, object]) -> CustomerUpdate:
     )
 
 
-def _catalog(obj: Mapping[str, object]) -> CatalogUpdate:
-    event_id, ts = _common(obj)
+def _catalog(obj: Mapping[str, object], latest_ms: int | None) -> CatalogUpdate:
+    event_id, ts = _common(obj, latest_ms)
     return CatalogUpdate(
         event_id=event_id,
         ts=ts,
@@ -568,8 +617,8 @@ def _catalog(obj: Mapping[str, object]) -> CatalogUpdate:
     )
 
 
-def _feedback(obj: Mapping[str, object]) -> Feedback:
-    event_id, ts = _common(obj)
+def _feedback(obj: Mapping[str, object], latest_ms: int | None) -> Feedback:
+    event_id, ts = _common(obj, latest_ms)
     customer_id = _ident("customer_id", _need(obj, "customer_id"))
     action = _member("action", _need(obj, "action"), FEEDBACK_ACTIONS)
     channel = _maybe(obj, "channel", lambda label, v: _member(label, v, CHANNELS))
@@ -586,52 +635,79 @@ def _feedback(obj: Mapping[str, object]) -> Feedback:
 # --------------------------------------------------------------------------- public API
 
 
-def parse_ts(value: object) -> int | None:
+def parse_ts(value: object, *, latest_ms: int | None = None) -> int | None:
     """Epoch milliseconds from a contract ``ts`` value, or ``None`` when it is not one.
 
     Accepts integer epoch milliseconds (an integral float too) and RFC 3339 strings with an
-    offset, within the years 2000..2100. For other callers (the importer, ``?as_of=``) that
-    need the same rules without a ``Rejected``.
+    offset, from 1970-01-01 to the end of 2100 (integers below 10^10 read as epoch seconds
+    and are refused), and no later than ``latest_ms`` when given. For other callers (the
+    importer, ``?as_of=``) that need the same rules without a ``Rejected``.
     """
     try:
-        return _timestamp("ts", value)
+        return _timestamp("ts", value, latest_ms)
     except _Invalid:
         return None
 
 
+# Every parser takes the same keywords so callers can dispatch through ``PARSERS``.
+# ``latest_ms`` is the latest event time the caller accepts (wall time plus the tolerance of
+# RAPPORT_FUTURE_TOLERANCE_SECONDS); ``None`` checks only the fixed 1970..2100 range. The
+# caller reads the clock, so parsing stays a pure function of its arguments.
+
+
 def parse_click(
-    raw: bytes | None, *, max_bytes: int, default_currency: str = "EUR"
+    raw: bytes | None,
+    *,
+    max_bytes: int,
+    default_currency: str = "EUR",
+    latest_ms: int | None = None,
 ) -> Click | Rejected:
     """Decode a ``clicks`` record; never raises."""
-    return _parse(raw, max_bytes, _click)
+    return _parse(raw, max_bytes, lambda obj: _click(obj, latest_ms))
 
 
 def parse_order(
-    raw: bytes | None, *, max_bytes: int, default_currency: str = "EUR"
+    raw: bytes | None,
+    *,
+    max_bytes: int,
+    default_currency: str = "EUR",
+    latest_ms: int | None = None,
 ) -> Order | Rejected:
     """Decode an ``orders`` record; ``default_currency`` fills a missing ``currency``."""
-    return _parse(raw, max_bytes, lambda obj: _order(obj, default_currency))
+    return _parse(raw, max_bytes, lambda obj: _order(obj, default_currency, latest_ms))
 
 
 def parse_customer(
-    raw: bytes | None, *, max_bytes: int, default_currency: str = "EUR"
+    raw: bytes | None,
+    *,
+    max_bytes: int,
+    default_currency: str = "EUR",
+    latest_ms: int | None = None,
 ) -> CustomerUpdate | Rejected:
     """Decode a ``customers`` record; never raises."""
-    return _parse(raw, max_bytes, _customer)
+    return _parse(raw, max_bytes, lambda obj: _customer(obj, latest_ms))
 
 
 def parse_catalog(
-    raw: bytes | None, *, max_bytes: int, default_currency: str = "EUR"
+    raw: bytes | None,
+    *,
+    max_bytes: int,
+    default_currency: str = "EUR",
+    latest_ms: int | None = None,
 ) -> CatalogUpdate | Rejected:
     """Decode a ``catalog`` record; never raises."""
-    return _parse(raw, max_bytes, _catalog)
+    return _parse(raw, max_bytes, lambda obj: _catalog(obj, latest_ms))
 
 
 def parse_feedback(
-    raw: bytes | None, *, max_bytes: int, default_currency: str = "EUR"
+    raw: bytes | None,
+    *,
+    max_bytes: int,
+    default_currency: str = "EUR",
+    latest_ms: int | None = None,
 ) -> Feedback | Rejected:
     """Decode a ``feedback`` record; never raises."""
-    return _parse(raw, max_bytes, _feedback)
+    return _parse(raw, max_bytes, lambda obj: _feedback(obj, latest_ms))
 
 
 #: Parser per input topic suffix; all share the keyword signature so callers can dispatch.

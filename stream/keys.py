@@ -2,7 +2,8 @@
 
 A customer's keys carry the ``{customer_id}`` hash tag, so in a Redis Cluster
 all of them live in one slot and one script can touch them atomically.
-Population-level indexes share the ``{rfm}`` or ``{timers}`` tag.
+Population-level indexes share the ``{rfm}`` or ``{timers}`` tag. An id inside a
+tag goes through ``tagged``, which escapes the braces an id may hold.
 Retention of each family is in README.md ("Redis keys and retention").
 """
 
@@ -10,9 +11,28 @@ from __future__ import annotations
 
 import hashlib
 
+#: Escaped inside a hash tag: a brace would end (or empty) the tag; ``%`` is the escape.
+_TAG_ESCAPES = str.maketrans({"%": "%25", "{": "%7B", "}": "%7D"})
+
+
+def tagged(name: str) -> str:
+    """``{name}``: the hash tag Redis Cluster hashes, so every key built on it shares a slot.
+
+    Redis hashes what lies between the first ``{`` and the first ``}`` after it, so a
+    brace inside ``name`` would cut the tag short (``{a}b}`` hashes ``a``) or empty it
+    (``{}x}`` hashes the whole key name: two keys of that customer in two slots). A name
+    holding a brace is therefore percent-escaped (``%``, ``{``, ``}``) and marked by a
+    ``%`` after its closing brace. Every other name is left as it is, so the keys of
+    existing customers do not move, and no escaped name can be mistaken for one: an
+    ordinary tag is never followed by ``%``.
+    """
+    if "{" not in name and "}" not in name:
+        return f"{{{name}}}"
+    return f"{{{name.translate(_TAG_ESCAPES)}}}%"
+
 
 def customer_state(prefix: str, customer_id: str) -> str:
-    return f"{prefix}{{{customer_id}}}:state"
+    return f"{prefix}{tagged(customer_id)}:state"
 
 
 def erasure_fence(prefix: str, customer_id: str) -> str:
@@ -22,7 +42,7 @@ def erasure_fence(prefix: str, customer_id: str) -> str:
 
 
 def product(prefix: str, product_id: str) -> str:
-    return f"{prefix}product:{{{product_id}}}"
+    return f"{prefix}product:{tagged(product_id)}"
 
 
 def clock(prefix: str) -> str:
@@ -58,7 +78,7 @@ def affinity_index(prefix: str, category: str) -> str:
 
 def watchers(prefix: str, product_id: str) -> str:
     """Customers who viewed or wishlisted a product, by when they last did."""
-    return f"{prefix}{{watch:{product_id}}}"
+    return f"{prefix}{tagged(f'watch:{product_id}')}"
 
 
 def clv_transactions(prefix: str) -> str:
@@ -87,8 +107,13 @@ def clv_model_key(prefix: str) -> str:
 
 
 def campaign_stat_key(prefix: str, campaign: str, group: str, kind: str) -> str:
-    return f"{prefix}{{camp:{campaign}}}:{group}:{kind}"
+    return f"{prefix}{tagged(f'camp:{campaign}')}:{group}:{kind}"
 
 
 def campaign_revenue_key(prefix: str, campaign: str, group: str, kind: str) -> str:
     return f"{campaign_stat_key(prefix, campaign, group, kind)}:revenue"
+
+
+def log_position(prefix: str, topic: str, partition: int) -> str:
+    """``<epoch>:<highest offset applied>`` of one source partition (``stream.offsets``)."""
+    return f"{prefix}log:{topic}/{partition}"

@@ -104,3 +104,31 @@ class Metrics:
             "Largest event time accepted so far (the engine clock in event mode).",
             registry=registry,
         )
+        self.batch_retries = Counter(
+            "rapport_batch_retries_total",
+            "Batches run again, by why: outage (Redis or the broker unreachable, retried "
+            "with backoff) or error (any other exception; repeated, it isolates poison).",
+            ["flow", "kind"],
+            registry=registry,
+        )
+        self.poison = Counter(
+            "rapport_poison_records_total",
+            "Records the worker failed on alone, again and again: sent to deadletter with "
+            "the exception so the rest of the stream goes on.",
+            ["topic"],
+            registry=registry,
+        )
+        self.outage = Gauge(
+            "rapport_outage_seconds",
+            "How long the batch in flight has been waiting out a Redis or broker outage "
+            "(0 when none).",
+            ["flow"],
+            registry=registry,
+        )
+        self.offset_resets = Counter(
+            "rapport_offset_resets_total",
+            "Partitions whose log was found reset (offsets back below what was applied, "
+            "log end below it too): their records are applied as new from then on.",
+            ["topic"],
+            registry=registry,
+        )

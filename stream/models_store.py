@@ -41,7 +41,7 @@ product's answer never looks at more than ``keep`` partners, pruned yet or not.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -70,6 +70,8 @@ from stream.keys import (
 DEFAULT_KEEP = 100
 MARKER_TTL_MS = 86_400_000  # a republished change comes back within minutes
 PRUNE_BATCH = 200
+#: Products whose associations one pipelined round trip reads.
+READ_CHUNK = 100
 # Lua's unpack() is limited to a few thousand values; HMGET in slices of this size.
 _SLICE = 1000
 
@@ -239,13 +241,17 @@ class ModelsStore:
         Item counts cover the product and its partners only; partners are pruned to
         ``keep`` as ``prune`` would.
         """
+        answer = await self._read(keys=self._read_keys(product_id), args=[product_id, _SLICE])
+        return self._counts(product_id, answer)
+
+    def _read_keys(self, product_id: str) -> list[str]:
         p = self.prefix
-        keys = [
-            assoc_pairs_key(p, product_id),
-            assoc_items_key(p),
-            assoc_baskets_key(p),
-        ]
-        baskets, this, flat, counts = await self._read(keys=keys, args=[product_id, _SLICE])
+        return [assoc_pairs_key(p, product_id), assoc_items_key(p), assoc_baskets_key(p)]
+
+    def _counts(
+        self, product_id: str, answer: list[Any]
+    ) -> tuple[int, dict[str, int], dict[str, int]]:
+        baskets, this, flat, counts = answer
         names = [_text(flat[i]) for i in range(0, len(flat), 2)]
         partners = {name: int(flat[2 * i + 1]) for i, name in enumerate(names)}
         items = {name: int(c) for name, c in zip(names, counts, strict=True)}
@@ -256,15 +262,35 @@ class ModelsStore:
         self, product_id: str, *, min_count: int = 2, top_k: int = 10
     ) -> list[Association]:
         """``GET /products/{id}/associations``: best first, as ``associations_for`` ranks."""
-        baskets, items, partners = await self.read_counts(product_id)
-        return associations_for(
-            product_id,
-            item_counts=items,
-            pair_counts=partners,
-            baskets=baskets,
-            min_count=min_count,
-            top_k=top_k,
-        )
+        found = await self.associations_of([product_id], min_count=min_count, top_k=top_k)
+        return found[product_id]
+
+    async def associations_of(
+        self, product_ids: Sequence[str], *, min_count: int = 2, top_k: int = 10
+    ) -> dict[str, list[Association]]:
+        """``associations`` of many products: one pipelined round trip per ``READ_CHUNK``
+        products, one after the other, so a batch naming thousands of products uses one
+        connection at a time and a bounded reply, never a call per product at once."""
+        found: dict[str, list[Association]] = {}
+        for start in range(0, len(product_ids), READ_CHUNK):
+            chunk = product_ids[start : start + READ_CHUNK]
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for product_id in chunk:
+                    await self._read(
+                        keys=self._read_keys(product_id), args=[product_id, _SLICE], client=pipe
+                    )
+                answers = await pipe.execute()
+            for product_id, answer in zip(chunk, answers, strict=True):
+                baskets, items, partners = self._counts(product_id, answer)
+                found[product_id] = associations_for(
+                    product_id,
+                    item_counts=items,
+                    pair_counts=partners,
+                    baskets=baskets,
+                    min_count=min_count,
+                    top_k=top_k,
+                )
+        return found
 
     # --- associations: pruning -----------------------------------------------------------
 

@@ -7,13 +7,16 @@ a worker dies between deciding and publishing.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 
 import faust
 
 from stream.records import OutRecord
 from stream.settings import Settings
+
+#: Records handed to the producer before waiting for the broker's acknowledgements: a
+#: batch whose decisions fan out to many records never holds more sends than this.
+PUBLISH_CHUNK = 1000
 
 
 class Publisher:
@@ -22,13 +25,14 @@ class Publisher:
         self.settings = settings
 
     async def publish(self, records: Sequence[OutRecord]) -> None:
-        if not records:
-            return
+        """Send every record and return once the broker has acknowledged all of them."""
         producer = self.app.producer
-        pending = [
-            await producer.send(
-                self.settings.topic(r.topic), r.key.encode(), r.value, None, None, None
-            )
-            for r in records
-        ]
-        await asyncio.gather(*pending)
+        for start in range(0, len(records), PUBLISH_CHUNK):
+            pending = [
+                await producer.send(
+                    self.settings.topic(r.topic), r.key.encode(), r.value, None, None, None
+                )
+                for r in records[start : start + PUBLISH_CHUNK]
+            ]
+            for acknowledged in pending:
+                await acknowledged

@@ -276,10 +276,8 @@ def store_pairs(
             key=lambda item: (-item[0], item[1]),
         )
         best = [product for n, product in ranked[:sellers] if n > 0]
-        answers = await asyncio.gather(
-            *(models.associations(product, top_k=per_product) for product in best)
-        )
-        return strongest_pairs(zip(best, answers, strict=True))
+        answers = await models.associations_of(best, top_k=per_product)
+        return strongest_pairs((product, answers[product]) for product in best)
 
     return read
 

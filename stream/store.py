@@ -18,18 +18,19 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import orjson
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.client import Pipeline
+from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
-from redis.retry import Retry
 
 from models.catalog import ProductState
 from models.customer import CustomerState, Indexes
 from models.dedup import Applied
 from models.events import CatalogUpdate
+from models.rfm import Standing
 from stream import keys
 from stream.campaign_stats import CampaignStats
 from stream.metrics import Metrics
@@ -95,15 +96,19 @@ redis.call('PEXPIRE', KEYS[1], ARGV[2])
 return {1, before[1] and 1 or 0, before[2], before[3], before[4]}
 """
 
-# KEYS[1] due timers, KEYS[2] leases; ARGV: engine now, wall now, lease ms, limit.
-# Leases that expired (their tick was never applied) go back to due; then due
-# timers move to leases and are returned as {customer, due, customer, due, ...}.
+# KEYS[1] due timers (customer by due time), KEYS[2] leases (lease member by expiry);
+# ARGV: engine now, wall now, lease ms, limit. A lease member is "<due>|<customer>" (the
+# due time is digits, so the first '|' ends it, whatever the customer id holds).
+# Leases that expired (their tick not applied, or applied but not yet released) go back
+# to due unless the customer is there already (NX: an entry written since comes from the
+# customer's newer state and wins); then due timers move to leases and are returned as
+# {customer, due, customer, due, ...}.
 _CLAIM_TIMERS = """
 local expired = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[2], 'LIMIT', 0, ARGV[4])
 for _, m in ipairs(expired) do
   redis.call('ZREM', KEYS[2], m)
   local sep = string.find(m, '|', 1, true)
-  redis.call('ZADD', KEYS[1], 'NX', string.sub(m, sep + 1), string.sub(m, 1, sep - 1))
+  redis.call('ZADD', KEYS[1], 'NX', string.sub(m, 1, sep - 1), string.sub(m, sep + 1))
 end
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'WITHSCORES',
                        'LIMIT', 0, ARGV[4])
@@ -116,14 +121,32 @@ return due
 """
 
 
-def connect(url: str, *, retries: int) -> Redis:
-    """A client that retries dropped connections and timeouts with capped backoff."""
-    return Redis.from_url(
+def connect(url: str, *, retries: int, connections: int = 16, timeout: float = 5.0) -> Redis:
+    """A client on a bounded pool: at most ``connections`` sockets, each call timing out.
+
+    The pool blocks (up to ``timeout``) instead of opening another connection, so
+    however many products or customers a batch names, or however many readers
+    call at once, this client never holds more than ``connections`` sockets. The
+    socket timeout turns a paused Redis into a ``TimeoutError`` after ``timeout``
+    (retried ``retries`` times with capped backoff; longer outages are the
+    caller's to ride out, see ``stream.resilience``).
+    """
+    pool = BlockingConnectionPool.from_url(
         url,
+        max_connections=connections,
+        timeout=timeout,
+        socket_timeout=timeout,
+        socket_connect_timeout=timeout,
         retry=Retry(ExponentialBackoff(cap=2.0, base=0.05), retries),
         retry_on_error=[RedisConnectionError, RedisTimeoutError],
         health_check_interval=30,
     )
+    return Redis(connection_pool=pool)
+
+
+def lease_member(customer_id: str, due: int) -> str:
+    """A claimed timer in the lease set, as ``_CLAIM_TIMERS`` writes it."""
+    return f"{due}|{customer_id}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -256,7 +279,7 @@ class Store:
         state also finds it in the indexes. They are absolute values: if a
         customer's write lost the race, its entries are rewritten on the redo.
         """
-        if not writes:
+        if not writes and not index:
             return set()
         started = time.perf_counter()
         async with self.redis.pipeline(transaction=False) as pipe:
@@ -299,7 +322,7 @@ class Store:
                         client=pipe,
                     )
             for cid, due in ticks:
-                pipe.zrem(keys.timers_leased(self.prefix), f"{cid}|{due}")
+                pipe.zrem(keys.timers_leased(self.prefix), lease_member(cid, due))
             answers = await pipe.execute()
         self.metrics.redis_seconds.labels("settle").observe(time.perf_counter() - started)
         self._remember_written(kept, encoded, answers[: len(kept)])
@@ -352,33 +375,36 @@ class Store:
     async def read(self, customer_id: str) -> CustomerState | None:
         return (await self.load([customer_id]))[customer_id].state
 
-    async def customer_keys(self, customer_id: str) -> list[bytes]:
-        """Every key that names this customer (tests and erasure audits)."""
-        found = []
-        async for key in self.redis.scan_iter(match=f"{self.prefix}*", count=1000):
-            if customer_id.encode() in key:
-                found.append(key)
-        return found
-
     # --- population indexes ------------------------------------------------------------
 
-    async def rfm_worse_counts(
-        self, buyer: tuple[int, int, float], *, recency_cutoff: int
-    ) -> tuple[int, int, int, int]:
-        """Customers strictly worse on R, F and M, and the population size (one round trip).
+    async def rfm_standings(
+        self, buyer: tuple[int, int, float], *, days: int, now: int
+    ) -> tuple[Standing, Standing, Standing, int]:
+        """Where ``buyer`` stands on R, F and M (strictly worse, tied), and the population
+        size, in one round trip of ZCOUNTs.
 
-        ``recency_cutoff`` is the last-order time at or before which a customer is
-        strictly worse on recency (a whole day more since their last order).
+        ``days`` is the buyer's recency in whole days at ``now``: customers tied on R
+        ordered last in ``(now - (days + 1) day, now - days day]`` (for 0 days, anything
+        after ``now - 1 day``, later than ``now`` included); strictly worse, earlier.
         """
         _, orders, revenue = buyer
         p = self.prefix
+        worse_r_until = now - (days + 1) * DAY_MS
+        equal_r_until = "+inf" if days == 0 else now - days * DAY_MS
         async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.zcount(keys.rfm_index(p, "r"), "-inf", recency_cutoff)
+            pipe.zcount(keys.rfm_index(p, "r"), "-inf", worse_r_until)
+            pipe.zcount(keys.rfm_index(p, "r"), f"({worse_r_until}", equal_r_until)
             pipe.zcount(keys.rfm_index(p, "f"), "-inf", f"({orders}")
+            pipe.zcount(keys.rfm_index(p, "f"), orders, orders)
             pipe.zcount(keys.rfm_index(p, "m"), "-inf", f"({revenue!r}")
+            pipe.zcount(keys.rfm_index(p, "m"), repr(revenue), repr(revenue))
             pipe.zcard(keys.rfm_index(p, "f"))
-            worse_r, worse_f, worse_m, population = await pipe.execute()
-        return int(worse_r), int(worse_f), int(worse_m), int(population)
+            wr, er, wf, ef, wm, em, population = (int(n) for n in await pipe.execute())
+        # The buyer may not be indexed yet (their write is in flight): count them in.
+        standings = [Standing(w, max(e, 1)) for w, e in ((wr, er), (wf, ef), (wm, em))]
+        population = max([population, *(s.worse + s.equal for s in standings)])
+        r, f, m = standings
+        return r, f, m, population
 
     async def population(self) -> Population:
         p = self.prefix

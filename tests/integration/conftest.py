@@ -270,8 +270,19 @@ def isolated(settings: Settings, kind: str, **update: Any) -> Settings:
 
 @pytest.fixture(scope="module")
 def event_settings(settings: Settings) -> Iterator[Settings]:
-    """Settings of a worker of its own, on the event clock (time moves only with events)."""
-    own = isolated(settings, "event", clock="event", timer_interval=0.2, refresh_seconds=3600.0)
+    """Settings of a worker of its own, on the event clock (time moves only with events).
+
+    Tests give each scenario its own stretch of event time years ahead of today (``Shop``),
+    so this worker accepts event times up to 2100 (RAPPORT_FUTURE_TOLERANCE_SECONDS).
+    """
+    own = isolated(
+        settings,
+        "event",
+        clock="event",
+        timer_interval=0.2,
+        refresh_seconds=3600.0,
+        future_tolerance_seconds=100 * 365 * 86400.0,
+    )
     yield own
     delete_keys(own)
 

@@ -235,8 +235,14 @@ async def test_rfm_scores_follow_the_contract_and_refresh_emits_segments(
         worse_r = sum(1 for lo, _, _ in everyone.values() if (as_of - lo) // DAY > days)
         worse_f = sum(1 for _, o, _ in everyone.values() if o < orders)
         worse_m = sum(1 for _, _, m in everyone.values() if m < revenue)
+        equal_r = sum(1 for lo, _, _ in everyone.values() if (as_of - lo) // DAY == days)
+        equal_f = sum(1 for _, o, _ in everyone.values() if o == orders)
+        equal_m = sum(1 for _, _, m in everyone.values() if m == revenue)
         n = len(everyone)
-        expected = [min(5, 1 + (5 * w) // n) for w in (worse_r, worse_f, worse_m)]
+        expected = [  # the mid-rank of ties: 5 * (worse + equal / 2) / n, in integers
+            min(5, 1 + (5 * (2 * w + e)) // (2 * n))
+            for w, e in ((worse_r, equal_r), (worse_f, equal_f), (worse_m, equal_m))
+        ]
         assert [profile["rfm"][k] for k in "rfm"] == expected, cid
     entered = await read_topic(
         event_settings,

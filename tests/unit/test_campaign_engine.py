@@ -863,3 +863,17 @@ def test_the_control_group_is_the_ledgers_stable_draw() -> None:
         held_out = bucket(cid, "rapport:control") < 50
         assert (result.decision.outcome == "holdout") == held_out
         assert (result.message is None) == held_out
+
+
+def test_a_delayed_trigger_decided_after_a_later_opt_in_does_not_contact() -> None:
+    """Consent counts as of the send time: an opt-in stamped after it, known only because
+    it was processed first, does not make an earlier send consented (soak finding)."""
+    campaign_book = book(NUDGE)
+    state, _ = run(campaign_book, [everything(consent=(("email", False),)), add("k1", HOUR)])
+    opted_in_later = CustomerUpdate("u1", T0 + 10 * HOUR, CID, consent=(("email", True),))
+    state, _ = run(campaign_book, [opted_in_later], state)
+    _, (result,) = run(campaign_book, [tick("t1", 3 * HOUR)], state)
+    assert (result.decision.outcome, result.decision.reason) == (
+        "suppressed",
+        "no_consent:email",
+    )

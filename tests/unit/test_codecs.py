@@ -4,6 +4,7 @@ and no input whatsoever makes a parser raise."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import orjson
@@ -21,6 +22,9 @@ from models.events import (
     Rejected,
 )
 from stream.codecs import (
+    MAX_AMOUNT,
+    MAX_ITEMS,
+    MAX_QUANTITY,
     PARSERS,
     REJECTION_CODES,
     parse_catalog,
@@ -335,6 +339,13 @@ def test_parsers_table_covers_every_input_topic() -> None:
         ("2026-11-22T10:00:00.999999999Z", TS + 999),
         ("2000-01-01T00:00:00Z", 946684800000),
         ("2100-12-31T23:59:59.999Z", 4133980799999),
+        # history from 1970 on (CDNOW, the standard CLV data set, starts in 1997)
+        ("1970-01-01T00:00:00Z", 0),
+        ("1970-01-01T01:00:00+01:00", 0),
+        ("1997-01-01T00:00:00Z", 852076800000),
+        (852076800000, 852076800000),
+        (946684799999, 946684799999),
+        (10**10, 10**10),  # 1970-04-26T17:46:40Z: the smallest integer read as milliseconds
     ],
 )
 def test_parse_ts_accepts_both_forms(value: object, expected: int) -> None:
@@ -371,10 +382,18 @@ def test_offset_and_utc_forms_give_the_same_event_time() -> None:
         str(TS),
         1795341600,  # seconds, not milliseconds
         1795341600.5,
+        852076800,  # 1997 in seconds
+        10**10 - 1,  # seconds up to the year 2286 are all below 10^10
+        0,  # as an integer: ambiguous with seconds (RFC 3339 reaches 1970-01-01 exactly)
+        TS * 1000,  # microseconds
+        TS * 1_000_000,  # nanoseconds
         TS + 0.5,
-        946684799999,
-        4133980800000,
+        4133980800000,  # 2101
+        "2101-01-01T00:00:00Z",
+        "1969-12-31T23:59:59.999Z",
+        "1970-01-01T00:30:00+01:00",  # 1969 in UTC
         -1,
+        -(10**13),
         float("nan"),
         float("inf"),
         [TS],
@@ -385,11 +404,76 @@ def test_parse_ts_rejects_everything_else(value: object) -> None:
     assert parse_ts(value) is None
 
 
-def test_timestamp_in_seconds_gets_a_hint() -> None:
-    result = parse_click(rec(customer_id="c1", type="page_view", ts=1795341600), max_bytes=MAX)
+@pytest.mark.parametrize(
+    ("value", "unit"),
+    [
+        (1795341600, "epoch seconds"),
+        (852076800.0, "epoch seconds"),
+        (TS * 1000, "epoch microseconds"),
+        (TS * 1_000_000, "epoch nanoseconds"),
+    ],
+)
+def test_a_timestamp_in_another_unit_gets_a_hint(value: object, unit: str) -> None:
+    result = parse_click(rec(customer_id="c1", type="page_view", ts=value), max_bytes=MAX)
     assert isinstance(result, Rejected)
     assert result.code == "bad_timestamp"
-    assert "seconds" in result.reason
+    assert f"looks like {unit}" in result.reason
+
+
+def test_a_negative_timestamp_says_before_1970() -> None:
+    result = parse_click(rec(customer_id="c1", type="page_view", ts=-5), max_bytes=MAX)
+    assert isinstance(result, Rejected)
+    assert "before 1970-01-01" in result.reason
+
+
+# --------------------------------------------------------------------------- the future
+
+
+@pytest.mark.parametrize("parser", list(EVENT_TYPES))
+def test_an_event_later_than_latest_ms_is_rejected_as_from_the_future(
+    parser: Callable[..., Any],
+) -> None:
+    record = enc(FULL[parser])
+    assert isinstance(parser(record, max_bytes=MAX, latest_ms=TS), EVENT_TYPES[parser])
+    result = parser(record, max_bytes=MAX, latest_ms=TS - 1)
+    assert isinstance(result, Rejected)
+    assert result.code == "future_timestamp"
+    assert "2026-11-22T10:00:00.000Z" in result.reason  # the record's time, readable
+    assert "2026-11-22T09:59:59.999Z" in result.reason  # and the latest accepted
+
+
+def test_the_year_2100_is_refused_against_any_wall_clock_of_this_century() -> None:
+    far = rec(customer_id="c1", type="page_view", ts="2100-12-31T00:00:00Z")
+    assert isinstance(parse_click(far, max_bytes=MAX), Click)  # in range without a wall time
+    result = parse_click(far, max_bytes=MAX, latest_ms=TS + 3_600_000)
+    assert isinstance(result, Rejected) and result.code == "future_timestamp"
+
+
+def test_parse_ts_honours_latest_ms() -> None:
+    assert parse_ts(TS, latest_ms=TS) == TS
+    assert parse_ts(TS + 1, latest_ms=TS) is None
+
+
+# --------------------------------------------------------------------------- value ranges
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        order(total=MAX_AMOUNT),
+        order(items=[{"product_id": "p", "quantity": MAX_QUANTITY, "unit_price": MAX_AMOUNT}]),
+        order(items=[{"product_id": f"p{i}"} for i in range(MAX_ITEMS)]),
+        order(items=[{"product_id": "p", "quantity": 80_995}]),  # a real wholesale line
+    ],
+    ids=["total-max", "line-max", "lines-max", "wholesale-quantity"],
+)
+def test_values_at_the_documented_limits_are_accepted(raw: bytes) -> None:
+    assert isinstance(parse_order(raw, max_bytes=MAX), Order)
+
+
+def test_a_customers_revenue_cannot_overflow_within_the_bounds() -> None:
+    # The largest total accepted, summed over more orders than any customer can have.
+    assert MAX_AMOUNT * 10**12 < 1e300
 
 
 # --------------------------------------------------------------------------- rejections
@@ -419,7 +503,10 @@ REJECTIONS = [
     P(parse_click, click(ts="2026-11-22T10:00:00"), "bad_timestamp", id="ts-no-offset"),
     P(parse_click, click(ts=True), "bad_timestamp", id="ts-bool"),
     P(parse_click, click(ts=TS + 0.5), "bad_timestamp", id="ts-fraction"),
-    P(parse_click, click(ts=1), "bad_timestamp", id="ts-1970"),
+    P(parse_click, click(ts=1), "bad_timestamp", id="ts-seconds-like"),
+    P(parse_click, click(ts=-1), "bad_timestamp", id="ts-negative"),
+    P(parse_click, click(ts="2101-01-01T00:00:00Z"), "bad_timestamp", id="ts-2101"),
+    P(partial(parse_click, latest_ms=TS - 1), click(), "future_timestamp", id="ts-future"),
     # clicks
     P(parse_click, click(customer_id=ABSENT), "missing_field", id="click-no-customer"),
     P(parse_click, click(type=ABSENT), "missing_field", id="click-no-type"),
@@ -433,12 +520,15 @@ REJECTIONS = [
     P(parse_click, click(type="identify"), "missing_field", id="identify-needs-anonymous-id"),
     P(parse_click, click(session_id=""), "bad_value", id="session-empty"),
     P(parse_click, click(quantity=0), "bad_value", id="quantity-zero"),
-    P(parse_click, click(quantity=10_001), "bad_value", id="quantity-huge"),
+    P(parse_click, click(quantity=1_000_001), "bad_value", id="quantity-huge"),
     P(parse_click, click(quantity=1.5), "bad_type", id="quantity-fraction"),
     P(parse_click, click(quantity=True), "bad_type", id="quantity-bool"),
     P(parse_click, click(price=-1), "bad_value", id="price-negative"),
     P(parse_click, click(price=True), "bad_type", id="price-bool"),
     P(parse_click, click(price="9.99"), "bad_type", id="price-string"),
+    P(parse_click, click(price=1e13), "bad_value", id="price-huge"),
+    P(parse_click, b'{"price": Infinity}', "malformed_json", id="infinity-literal"),
+    P(parse_click, b'{"price": -Infinity}', "malformed_json", id="minus-infinity-literal"),
     P(parse_click, click(category="x" * 257), "bad_value", id="category-long"),
     P(parse_click, click(query="q" * 1025), "bad_value", id="query-long"),
     # orders
@@ -448,6 +538,14 @@ REJECTIONS = [
     P(parse_order, order(status="shipped"), "bad_value", id="order-status"),
     P(parse_order, order(total=-5), "bad_value", id="total-negative"),
     P(parse_order, order(total="10"), "bad_type", id="total-string"),
+    P(
+        parse_order,
+        order(total=1.7e308),  # finite: JSON's largest numbers are valid, not sane
+        "bad_value",
+        id="total-1.7e308",
+    ),
+    P(parse_order, order(total=MAX_AMOUNT * 1.5), "bad_value", id="total-over-max"),
+    P(parse_order, order(total=2**64 - 1), "bad_value", id="total-huge-int"),
     P(parse_order, order(currency="eur"), "bad_value", id="currency-lowercase"),
     P(parse_order, order(currency="EURO"), "bad_value", id="currency-long"),
     P(parse_order, order(currency=978), "bad_type", id="currency-number"),
@@ -467,6 +565,18 @@ REJECTIONS = [
         id="item-price",
     ),
     P(parse_order, order(items=[{"product_id": "p"}] * 501), "bad_value", id="items-too-many"),
+    P(
+        parse_order,
+        order(items=[{"product_id": "p", "unit_price": 1e300}]),
+        "bad_value",
+        id="item-price-huge",
+    ),
+    P(
+        parse_order,
+        order(items=[{"product_id": "p", "quantity": 10**7}]),
+        "bad_value",
+        id="item-quantity-huge",
+    ),
     P(parse_order, order(coupon_code=5), "bad_type", id="coupon-number"),
     # customers
     P(parse_customer, customer(customer_id=ABSENT), "missing_field", id="customer-no-id"),
@@ -509,6 +619,7 @@ REJECTIONS = [
     # catalog
     P(parse_catalog, catalog(product_id=ABSENT), "missing_field", id="catalog-no-product"),
     P(parse_catalog, catalog(price=-0.01), "bad_value", id="catalog-price"),
+    P(parse_catalog, catalog(price=1e300), "bad_value", id="catalog-price-huge"),
     P(parse_catalog, catalog(in_stock=1), "bad_type", id="catalog-in-stock"),
     P(parse_catalog, catalog(new_arrival="yes"), "bad_type", id="catalog-new-arrival"),
     P(parse_catalog, catalog(name="n" * 1025), "bad_value", id="catalog-name"),

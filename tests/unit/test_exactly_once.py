@@ -244,6 +244,23 @@ def test_every_customer_in_the_pool_gets_its_own_state() -> None:
     assert {cid: s.profile.first_seen for cid, s in states.items()} == dict.fromkeys(CUSTOMERS, T0)
     assert all(s.applied.offsets == {SOURCE: i} for i, s in enumerate(states.values()))
     c1 = states["c1"].profile
-    assert (c1.clock, c1.segments) == (T0, frozenset({"lifecycle:prospect"}))
-    bare = replace(c1, first_seen=None, last_seen=None, clock=None, segments=frozenset())
+    assert (c1.clock, c1.segments, c1.events) == (T0, frozenset({"lifecycle:prospect"}), 1)
+    bare = replace(
+        c1, first_seen=None, last_seen=None, clock=None, segments=frozenset(), events=0
+    )
     assert bare == Profile("c1")
+
+
+def test_a_backlog_of_timer_ticks_does_not_push_real_ids_out_of_the_window() -> None:
+    """Re-claimed timers bring a tick with a new id each time; a hundred of them must not
+    make a producer's re-sent event look new (soak finding: doubled carts and messages)."""
+    from models.events import LifecycleTick
+
+    cart = Click("e1", T0, "c1", "add_to_cart", product_id="p1")
+    state = step(new_state("c1"), cart, config=CONFIG, source=SOURCE, offset=1).state
+    for n in range(100):
+        tick = LifecycleTick(f"tick-{n}", T0 + n, "c1")
+        state = step(state, tick, config=CONFIG, source="internal/0", offset=n).state
+    again = step(state, cart, config=CONFIG, source=SOURCE, offset=500)  # re-sent: new offset
+    assert again.duplicate
+    assert again.state.profile.cart == {"p1": 1}

@@ -267,3 +267,22 @@ def test_identifying_a_customer_as_itself_asks_no_one_to_erase_it_again() -> Non
     assert internals(result.outputs, "merge_out") == []
     gone = step(state, EraseRequest("x1", T0 + 1, K), config=CONFIG).state
     assert internals(gone.outbox, "erase") == []
+
+
+def test_every_input_record_counts_once_for_the_person_whatever_the_path() -> None:
+    known, anon, merged = merged_known()
+    assert anon.profile.events == len(A_BEFORE)
+    assert known.profile.events == len(K_BEFORE) + 1  # the identify click
+    assert merged.profile.events == len(A_BEFORE) + len(K_BEFORE) + 1  # internal ones: none
+    handed = run(A, [*A_BEFORE, MergeOut("mo-1", T0 + 10, A, K), *A_AFTER])
+    assert handed.profile.events == 0  # forwarded to K, counted there
+
+
+def test_an_anonymous_cart_line_older_than_the_customers_own_joins_it() -> None:
+    """The visitor added p2 the day before; the customer adds two more after identifying:
+    three in the cart (the older line was dropped at the merge; soak finding)."""
+    anon = run(A, [add("a1", 1, qty=1)])
+    known = run(K, [add("k1", 50, cid=K, qty=2)])
+    merge_in = MergeIn("mi-1", T0 + 60, K, profile=anon.profile, source_id=A)
+    merged = step(known, merge_in, config=CONFIG).state
+    assert dict(merged.profile.cart) == {"p2": 3}

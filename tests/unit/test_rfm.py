@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+from fractions import Fraction
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -12,6 +15,7 @@ from models.rfm import (
     SEGMENT_GRID,
     SEGMENTS,
     Rfm,
+    Standing,
     fm_score,
     recency_days,
     rfm_score,
@@ -25,33 +29,41 @@ HOUR_MS = 3_600_000
 
 
 @pytest.mark.parametrize(
-    ("worse", "population", "score"),
+    ("worse", "equal", "population", "score"),
     [
-        (0, 1, 1),
-        (0, 10, 1),
-        (1, 10, 1),
-        (2, 10, 2),
-        (3, 10, 2),
-        (4, 10, 3),
-        (6, 10, 4),
-        (7, 10, 4),
-        (8, 10, 5),  # the top fifth scores 5
-        (9, 10, 5),
-        (1, 2, 3),  # 1 + floor(5/2)
-        (2, 3, 4),  # 1 + floor(10/3)
-        (99, 100, 5),
-        (79, 100, 4),
-        (80, 100, 5),
+        (0, 1, 1, 3),  # a population of one sits in the middle
+        (0, 1, 10, 1),
+        (1, 1, 10, 1),
+        (2, 1, 10, 2),
+        (3, 1, 10, 2),
+        (4, 1, 10, 3),
+        (6, 1, 10, 4),
+        (7, 1, 10, 4),
+        (8, 1, 10, 5),  # the top fifth scores 5
+        (9, 1, 10, 5),
+        (0, 10, 10, 3),  # everybody ties: the middle, not the bottom
+        (0, 2, 2, 3),
+        (0, 3, 3, 3),
+        (1, 1, 2, 4),  # 1 + floor(5 * 1.5 / 2)
+        (0, 1, 2, 2),  # 1 + floor(5 * 0.5 / 2)
+        (4, 2, 10, 3),  # a tie of two at ranks 4 and 5: mid-rank 5
+        (99, 1, 100, 5),
+        (79, 1, 100, 4),  # 79.5 fifths of 100: 3.975
+        (80, 1, 100, 5),
+        (0, 100, 100, 3),
     ],
 )
-def test_rfm_score(worse: int, population: int, score: int) -> None:
-    assert rfm_score(worse, population) == score
+def test_rfm_score(worse: int, equal: int, population: int, score: int) -> None:
+    assert rfm_score(worse, equal, population) == score
 
 
-@pytest.mark.parametrize(("worse", "population"), [(0, 0), (-1, 5), (5, 5), (6, 5), (0, -1)])
-def test_rfm_score_rejects_impossible_counts(worse: int, population: int) -> None:
+@pytest.mark.parametrize(
+    ("worse", "equal", "population"),
+    [(0, 1, 0), (-1, 1, 5), (5, 1, 5), (4, 2, 5), (0, 0, 5), (0, 1, -1)],
+)
+def test_rfm_score_rejects_impossible_counts(worse: int, equal: int, population: int) -> None:
     with pytest.raises(ValueError):
-        rfm_score(worse, population)
+        rfm_score(worse, equal, population)
 
 
 @pytest.mark.parametrize(
@@ -138,16 +150,15 @@ def test_rfm_segment_rejects_scores_outside_1_to_5(r: int, f: int, m: int) -> No
 
 def test_score_one_builds_the_code_and_segment() -> None:
     mine = (T0, 3, 120.0)
-    assert score_one(mine, worse_r=9, worse_f=9, worse_m=8, population=10) == Rfm(
+    top, second, bottom = Standing(9, 1), Standing(8, 1), Standing(0, 1)
+    assert score_one(mine, r=top, f=top, m=second, population=10) == Rfm(
         r=5, f=5, m=5, code="555", segment="champions"
     )
-    assert score_one(mine, worse_r=0, worse_f=9, worse_m=9, population=10).segment == (
-        "cant_lose_them"
-    )
+    assert score_one(mine, r=bottom, f=top, m=top, population=10).segment == "cant_lose_them"
     with pytest.raises(ValueError):
-        score_one((T0, 0, 0.0), worse_r=0, worse_f=0, worse_m=0, population=1)
+        score_one((T0, 0, 0.0), r=bottom, f=bottom, m=bottom, population=1)
     with pytest.raises(ValueError):
-        score_one(mine, worse_r=10, worse_f=0, worse_m=0, population=10)
+        score_one(mine, r=Standing(10, 1), f=bottom, m=bottom, population=10)
 
 
 def test_ten_customers_worked_by_hand() -> None:
@@ -188,12 +199,12 @@ def test_ten_customers_worked_by_hand() -> None:
     assert {cid: (rfm.code, rfm.segment) for cid, rfm in scored.items()} == expected
 
 
-def test_population_of_one_and_of_ties_scores_one() -> None:
+def test_population_of_one_and_of_ties_scores_three() -> None:
     assert score_population({"solo": (T0, 7, 900.0)}, now=T0) == {
-        "solo": Rfm(r=1, f=1, m=1, code="111", segment="lost")
+        "solo": Rfm(r=3, f=3, m=3, code="333", segment="need_attention")
     }
     same = {c: (T0 - 3 * DAY_MS, 2, 50.0) for c in ("x", "y", "z")}
-    assert {rfm.code for rfm in score_population(same, now=T0).values()} == {"111"}
+    assert {rfm.code for rfm in score_population(same, now=T0).values()} == {"333"}
     assert score_population({}, now=T0) == {}
     assert score_population({"p": (T0, 0, 0.0)}, now=T0) == {}
 
@@ -219,10 +230,23 @@ def brute_force(customers: dict[str, tuple[int, int, float]], now: int) -> dict[
     out = {}
     for cid, (last, orders, revenue) in pop.items():
         days = recency_days(last, now)
-        worse_r = sum(1 for o_last, _, _ in pop.values() if recency_days(o_last, now) > days)
-        worse_f = sum(1 for _, o_orders, _ in pop.values() if o_orders < orders)
-        worse_m = sum(1 for _, _, o_rev in pop.values() if o_rev < revenue)
-        r, f, m = (1 + (5 * w) // n for w in (worse_r, worse_f, worse_m))
+        others = [(-recency_days(o[0], now), o[1], o[2]) for o in pop.values()]
+        mine = (-days, orders, revenue)
+        r, f, m = (
+            min(
+                5,
+                1
+                + math.floor(
+                    Fraction(5)
+                    * (
+                        sum(o[i] < mine[i] for o in others)
+                        + Fraction(sum(o[i] == mine[i] for o in others), 2)
+                    )
+                    / n
+                ),
+            )
+            for i in range(3)
+        )
         out[cid] = Rfm(r=r, f=f, m=m, code=f"{r}{f}{m}", segment=rfm_segment(r, f, m))
     return out
 

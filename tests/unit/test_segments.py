@@ -203,23 +203,50 @@ def test_a_tick_before_the_due_time_changes_no_segment() -> None:
 def test_a_redelivered_tick_does_nothing() -> None:
     tick = LifecycleTick("tick-1", AT_RISK, CID)
     once = step(one_order(), tick, config=CONFIG, source="internal/0", offset=7).state
-    # The same record again (same offset), then the same id under another offset.
-    for offset in (7, 8):
-        again = step(once, tick, config=CONFIG, source="internal/0", offset=offset)
-        assert again.duplicate and again.outputs == ()
-        assert (again.state.profile, again.state.outbox) == (once.profile, once.outbox)
+    # The same record again (same offset): a duplicate.
+    again = step(once, tick, config=CONFIG, source="internal/0", offset=7)
+    assert again.duplicate and again.outputs == ()
+    assert (again.state.profile, again.state.outbox) == (once.profile, once.outbox)
+    # The same id under another offset: ticks take no place in the id window (each claim
+    # has a new id), and applying it again changes nothing.
+    copy = step(once, tick, config=CONFIG, source="internal/0", offset=8)
+    assert copy.outputs == () and copy.state.applied.recent_ids == once.applied.recent_ids
+    assert (copy.state.profile, copy.state.outbox) == (once.profile, once.outbox)
     # A second timer for the same moment (new id) finds nothing left to change.
     other = step(once, LifecycleTick("tick-1b", AT_RISK, CID), config=CONFIG)
     assert not other.duplicate and other.outputs == ()
     assert other.state.profile == once.profile
 
 
-def test_any_event_past_the_due_time_moves_lifecycle_without_a_tick() -> None:
+def test_any_event_past_the_due_time_moves_lifecycle_at_the_due_time_without_a_tick() -> None:
+    """Contract section 4: at exactly last order + N days, whatever moved the clock."""
     result = step(one_order(), Click("k1", AT_RISK + 5, CID, "page_view"), config=CONFIG)
     assert result.outputs == (
-        exit_("lifecycle:new", AT_RISK + 5),
-        enter("lifecycle:at_risk", AT_RISK + 5),
+        exit_("lifecycle:new", AT_RISK),
+        enter("lifecycle:at_risk", AT_RISK),
     )
+
+
+def test_an_event_past_both_boundaries_steps_through_each_at_its_time() -> None:
+    lapsed_at = AT_RISK + 90 * DAY_MS  # 180 days after the order
+    result = step(one_order(), Click("k1", lapsed_at + 7, CID, "page_view"), config=CONFIG)
+    assert result.outputs == (
+        exit_("lifecycle:new", AT_RISK),
+        enter("lifecycle:at_risk", AT_RISK),
+        exit_("lifecycle:at_risk", lapsed_at),
+        enter("lifecycle:lapsed", lapsed_at),
+    )
+
+
+def test_an_order_after_a_missed_boundary_still_passes_through_it() -> None:
+    late = step(one_order(), Order("o2", AT_RISK + 5, CID, "o-2", total=10.0), config=CONFIG)
+    lifecycle = [(c.segment, c.change, c.ts) for c in late.outputs if c.segment.startswith("lif")]
+    assert lifecycle == [
+        ("lifecycle:new", "exit", AT_RISK),
+        ("lifecycle:at_risk", "enter", AT_RISK),
+        ("lifecycle:at_risk", "exit", AT_RISK + 5),
+        ("lifecycle:active", "enter", AT_RISK + 5),
+    ]
 
 
 def test_a_late_old_event_never_moves_lifecycle_backwards() -> None:
@@ -268,3 +295,19 @@ def test_a_browser_who_never_bought_writes_no_rfm_entries() -> None:
     browsed = step(new_state(CID), Click("k-1", T0, CID, "page_view"), config=CONFIG).state
     entry = indexes(browsed, config=CONFIG, before=new_state(CID))
     assert (entry.buyer, entry.buyer_changed, entry.segment_changed) == (None, False, False)
+
+
+def test_an_order_consumed_after_later_clicks_enters_at_risk_at_its_due_time() -> None:
+    """Consumed after clicks of months later (its topic lagged behind), the order still
+    puts the customer at risk exactly 90 days after it, not when it was read."""
+    browsing = step(new_state(CID), Click("k1", AT_RISK + DAY_MS, CID, "page_view"), config=CONFIG)
+    late = step(browsing.state, placed("ord-1", "o1", T0), config=CONFIG)
+    lifecycle = [
+        (c.segment, c.change, c.ts)
+        for c in late.outputs
+        if isinstance(c, SegmentChange) and c.segment.startswith("lifecycle:")
+    ]
+    assert lifecycle == [
+        ("lifecycle:prospect", "exit", AT_RISK),
+        ("lifecycle:at_risk", "enter", AT_RISK),
+    ]

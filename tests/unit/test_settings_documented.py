@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pydantic
 import pytest
 
 from stream.settings import Settings
@@ -42,3 +43,8 @@ def test_each_documented_default_is_the_real_one(name: str) -> None:
 def test_the_readme_documents_no_setting_that_does_not_exist() -> None:
     known = {f"RAPPORT_{n.upper()}" for n in Settings.model_fields}
     assert set(ROWS) - known == set()
+
+
+def test_a_redis_prefix_with_braces_is_refused() -> None:
+    with pytest.raises(pydantic.ValidationError):
+        Settings(redis_prefix="shop{1}:")

@@ -31,6 +31,7 @@ from stream.state_codec import (
     decode_state,
     encode_state,
     profile_from_plain,
+    profile_from_untrusted,
     profile_to_plain,
     state_to_plain,
 )
@@ -239,3 +240,73 @@ def test_round_trip_of_random_states_carrying_profiles_and_bytes(
         roundtrip(replace(state, outbox=(*state.outbox, *extra)))
         decoded = decode_state(encode_state(replace(state, outbox=extra)))
         assert decoded.outbox[1] == Forward(topic, "k", raw)
+
+
+# --- profiles from records (merge_in): checked, never trusted -----------------------------
+
+
+def plain(profile: Profile) -> object:
+    """The profile as a record carries it: JSON, read back."""
+    return orjson.loads(orjson.dumps(profile_to_plain(profile)))
+
+
+@settings(max_examples=100, deadline=None)
+@given(histories(erase=True))
+def test_every_profile_the_engine_writes_passes_the_untrusted_check(
+    envelopes: list[Envelope],
+) -> None:
+    for state in fold_all(envelopes).values():
+        assert profile_from_untrusted(plain(state.profile)) == state.profile
+
+
+def test_the_profiles_with_every_output_kind_pass_the_untrusted_check() -> None:
+    state = every_output_kind()
+    assert profile_from_untrusted(plain(state.profile)) == state.profile
+    for output in state.outbox:
+        if isinstance(output, Internal) and output.kind == "merge_in":
+            carried = dict(output.body)["profile"]
+            assert isinstance(carried, Profile)
+            assert profile_from_untrusted(plain(carried)) == carried
+
+
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**63), max_value=2**64 - 1)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=8),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=4), children, max_size=4)
+    ),
+    max_leaves=16,
+)
+PROFILE_KEYS = sorted(profile_to_plain(Profile("c1")))
+
+
+@settings(max_examples=300, deadline=None)
+@given(json_values)
+def test_untrusted_check_raises_only_state_format_error_on_any_json(doc: object) -> None:
+    with pytest.raises(StateFormatError):
+        profile_from_untrusted(doc)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.sampled_from(PROFILE_KEYS), json_values)
+def test_untrusted_check_with_one_field_arbitrary_raises_only_state_format_error(
+    key: str, value: object
+) -> None:
+    doc = plain(rich("c1").profile)
+    assert isinstance(doc, dict)
+    try:
+        profile = profile_from_untrusted({**doc, key: value})
+    except StateFormatError:
+        return
+    encode_state(CustomerState(profile=profile))  # what is accepted can be stored
+
+
+def test_the_crash_of_issue_11_is_a_state_format_error() -> None:
+    """``'list' object has no attribute 'items'`` at ``profile_from_plain``, as an error."""
+    doc = plain(Profile("c1"))
+    assert isinstance(doc, dict)
+    with pytest.raises(StateFormatError, match="does not decode"):
+        profile_from_untrusted({**doc, "o": [["o1", ["placed", 1.0, T0, [], []]]]})

@@ -43,10 +43,12 @@ def test_population_stats_counts_every_buyer_once_in_each_view() -> None:
     assert all([c.f for c in row.cells] == [1, 2, 3, 4, 5] for row in stats.grid)
     cells = {(row.r, c.f): c for row in stats.grid for c in row.cells}
     assert sum(c.customers for c in cells.values()) == 4
-    assert cells[(4, 4)].customers == 1 and cells[(4, 4)].avg_revenue == 1200.0  # "a"
+    # mid-rank scores (R, F, M): a 555, b 211, c 134, d 432; the grid is R by F
+    assert cells[(5, 5)].customers == 1 and cells[(5, 5)].avg_revenue == 1200.0  # "a"
     assert cells[(2, 1)].avg_revenue == 40.0  # "b": one customer worse on recency, fewest orders
-    assert cells[(1, 2)].avg_revenue == 300.0  # "c": the oldest last order
-    assert cells[(5, 5)].avg_revenue is None  # empty cell
+    assert cells[(1, 3)].avg_revenue == 300.0  # "c": the oldest last order, 2 orders
+    assert cells[(4, 3)].avg_revenue == 60.0  # "d"
+    assert cells[(3, 3)].avg_revenue is None  # empty cell
     assert {c.name: c.customers for c in stats.tiers} == {
         "bronze": 2,
         "silver": 1,

@@ -1,0 +1,1 @@
+"""The replay-at-scale and fault harness behind ``bench/soak.py`` and the soak test."""
