@@ -22,6 +22,7 @@ from models.customer import (
     Indexes,
     clear_outbox,
     fold,
+    in_event_time,
     indexes,
     new_state,
     timer_entry,
@@ -97,7 +98,7 @@ def sort_deliveries(
         if d.key is None or d.key.decode("utf-8", "replace") != event.customer_id:
             # Not keyed by customer: send it round again under the right key, so it
             # reaches the one worker that owns this customer.
-            out.outputs.append(OutRecord(suffix, event.customer_id, d.value))
+            out.outputs.append(OutRecord(suffix, event.customer_id, d.value, event.ts))
             out.forwarded += 1
             continue
         out.by_customer.setdefault(event.customer_id, []).append(
@@ -164,7 +165,7 @@ async def apply_customers(
         for cid, envelopes in pending.items():
             current = stored[cid]
             base = current.state or new_state(cid, current.fence, erased=current.fence is not None)
-            folded = fold(base, envelopes, config=ctx.step, facts=facts)
+            folded = fold(base, in_event_time(envelopes), config=ctx.step, facts=facts)
             counts[cid] = outcomes(envelopes, folded.duplicate_topics)
             ticked = any(isinstance(e.event, LifecycleTick) for e in envelopes)
             if folded.changed:

@@ -55,7 +55,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument(
         "--lease-seconds", type=float, default=30.0, help="RAPPORT_TIMER_LEASE_SECONDS"
     )
-    parser.add_argument("--phase-timeout", type=float, default=900.0, help="seconds per phase")
+    parser.add_argument(
+        "--phase-timeout", type=float, default=3600.0, help="most seconds a phase may take"
+    )
     parser.add_argument("--work", type=Path, help="directory for logs and Redis (default: temp)")
     return parser.parse_args(argv)
 

@@ -9,6 +9,7 @@ the same atomic write as the state change that decided it, so a crash between
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
@@ -127,6 +128,22 @@ class Envelope:
     offset: int | None = None
     topic: str | None = None
     raw: bytes | None = None
+
+
+def in_event_time(envelopes: list[Envelope]) -> list[Envelope]:
+    """One customer's events of a batch in event-time order, each source's in its order.
+
+    A fetch hands over its records topic by topic, so a customer's click of 18:08 can
+    come before their unsubscribe of 17:12 from another topic. Merged by event time
+    they are applied as they happened; records of one partition keep their partition
+    order (their offsets must only grow, or dedup would take a later one for a repeat).
+    """
+    by_source: dict[str | None, list[Envelope]] = {}
+    for envelope in envelopes:
+        by_source.setdefault(envelope.source, []).append(envelope)
+    if len(by_source) < 2:
+        return envelopes
+    return list(heapq.merge(*by_source.values(), key=lambda e: e.event.ts))
 
 
 def new_state(

@@ -107,6 +107,7 @@ def create_app(settings: Settings) -> RapportApp:
         producer_request_timeout=30.0,
     )
     app.conf.rapport_fetch_max_wait_ms = settings.fetch_max_wait_ms  # type: ignore[attr-defined]
+    app.conf.rapport_align_wait_seconds = settings.align_wait_seconds  # type: ignore[attr-defined]
     return app
 
 

@@ -41,9 +41,13 @@ from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
 from mode.utils.futures import notify
 
+from stream.alignment import Alignment
 from stream.resilience import Abandoned
 
 log = logging.getLogger(__name__)
+
+#: How often a consumer with records held for alignment looks again when no fetch comes.
+HELD_RECHECK_SECONDS = 0.2
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +108,16 @@ class BatchConsumer(faust_aiokafka.Consumer):
     def batch_flows(self) -> Mapping[str, BatchFlow]:
         return cast(Mapping[str, BatchFlow], getattr(self.app, "batch_flows", {}))
 
+    @property
+    def alignment(self) -> Alignment:
+        """Records held until their group of co-partitioned partitions may release them."""
+        aligned: Alignment | None = getattr(self, "_alignment", None)
+        if aligned is None:
+            wait = float(getattr(self.app.conf, "rapport_align_wait_seconds", 0.0))
+            aligned = self._alignment = Alignment(max_hold_seconds=wait)
+            self._aligned_generation = self.app.consumer_generation_id
+        return aligned
+
     async def _drain_messages(self, fetcher: Any) -> None:
         if not self.batch_flows:
             return await super()._drain_messages(fetcher)
@@ -111,11 +125,12 @@ class BatchConsumer(faust_aiokafka.Consumer):
         fetcher_stopped = cast(Fetcher, fetcher)._stopped.is_set
         try:
             while not (consumer_stopped() or fetcher_stopped()):
-                records, active = await self._wait_next_records(1.0)
+                records, active = await self._wait_next_records(HELD_RECHECK_SECONDS)
                 await self.sleep(0)
-                if not records or self.should_stop:
+                if self.should_stop or not (records or self.alignment.holding()):
                     continue
                 if not self.flow_active:
+                    self.alignment.clear()
                     await self.perform_seek()  # as faust does: re-read from committed
                     continue
                 await self._drain_fetched(records, active)
@@ -130,23 +145,52 @@ class BatchConsumer(faust_aiokafka.Consumer):
 
     async def _drain_fetched(self, records: Mapping[TP, Sequence[Any]], active: Any) -> None:
         """One handler call per flow and chunk: a flow serving several topics gets their
-        records of this fetch together (one Redis and one publish round trip, not one each)."""
+        records together (one Redis and one publish round trip, not one each), released
+        in event-time order across its co-partitioned partitions (``stream.alignment``)."""
         generation = self.app.consumer_generation_id
+        aligned = self.alignment
+        if self._aligned_generation != generation:  # a rebalance: all is fetched again
+            aligned.clear()
+            self._aligned_generation = generation
         flows = self.batch_flows
-        batches: dict[int, tuple[BatchFlow, list[Any]]] = {}
+        now = monotonic()
         for topic, parts in group_by_topic(records, active, self._buffered_partitions).items():
             fresh = [(tp, self._unread(tp, recs)) for tp, recs in parts]
-            flow = flows.get(topic)
-            if flow is None:
+            if topic not in flows:
                 await self._deliver_one_by_one(fresh)
                 continue
-            _, batch = batches.setdefault(id(flow), (flow, []))
-            batch += (r for _, recs in fresh for r in recs)
-        for flow, batch in batches.values():
+            for tp, recs in fresh:
+                aligned.hold(tp, [r for r in recs if r.offset > aligned.fetched.get(tp, -1)], now)
+        for flow, groups in self._flow_groups().items():
+            batch = [r for group in groups for r in aligned.release(group, self._lagging, now)]
             for chunk in chunks(batch, flow.batch_size):
                 if not self.flow_active or self.app.consumer_generation_id != generation:
+                    aligned.clear()
                     return  # a rebalance began: the rest is read again after it
                 await self._handle(flow, chunk, generation)
+
+    def _flow_groups(self) -> dict[BatchFlow, list[list[TP]]]:
+        """Per flow, its assigned partitions grouped by partition number (co-partitioned:
+        one customer's records of every topic of the flow are in partition p of each)."""
+        flows = self.batch_flows
+        grouped: dict[BatchFlow, dict[int, list[TP]]] = {}
+        for tp in self.assignment():
+            flow = flows.get(tp.topic)
+            if flow is not None:
+                grouped.setdefault(flow, {}).setdefault(tp.partition, []).append(tp)
+        return {flow: list(groups.values()) for flow, groups in grouped.items()}
+
+    def _lagging(self, tp: TP) -> bool:
+        """The log of ``tp`` ends past what was fetched from it (or, before any fetch,
+        past what the group committed)."""
+        end = self.highwater(tp)
+        if end is None:
+            return False
+        fetched = self.alignment.fetched.get(tp)
+        if fetched is not None:
+            return fetched + 1 < end
+        committed = self._committed_offset.get(tp)
+        return (committed or 0) < end
 
     def _unread(self, tp: TP, records: Sequence[Any]) -> Sequence[Any]:
         """Drop records at or below what this consumer already read (as faust's drain)."""

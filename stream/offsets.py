@@ -21,6 +21,7 @@ what to do then.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -32,6 +33,10 @@ from stream.batching import Delivery
 from stream.metrics import Metrics
 
 log = logging.getLogger(__name__)
+
+#: Answers of the broker that must agree before a log is taken for new, and their spacing.
+RESET_CONFIRMATIONS = 2
+RESET_RECHECK_SECONDS = 0.5
 
 #: The end offset of a partition's log (next offset to be written); None if unknown.
 LogEnd = Callable[[str, int], Awaitable[int | None]]
@@ -81,16 +86,17 @@ class LogPositions:
     async def sources(self, deliveries: Sequence[Delivery]) -> dict[tuple[str, int], str]:
         """The dedup source name of each partition in the batch, after checking whether its
         log was reset (see the module docstring)."""
-        lowest: dict[tuple[str, int], int] = {}
+        spans: dict[tuple[str, int], tuple[int, int]] = {}
         for d in deliveries:
             tp = (d.topic, d.partition)
-            lowest[tp] = min(d.offset, lowest.get(tp, d.offset))
-        await self._load([tp for tp in lowest if tp not in self._known])
+            low, high = spans.get(tp, (d.offset, d.offset))
+            spans[tp] = (min(low, d.offset), max(high, d.offset))
+        await self._load([tp for tp in spans if tp not in self._known])
         names = {}
-        for tp, offset in lowest.items():
+        for tp, (low, high) in spans.items():
             position = self._known[tp]
-            if offset <= position.high:
-                position = await self._check_reset(tp, position)
+            if low <= position.high:
+                position = await self._check_reset(tp, position, read_up_to=high)
             names[tp] = source_name(*tp, position.epoch)
         return names
 
@@ -129,13 +135,23 @@ class LogPositions:
                 epoch, _, high = raw.partition(b":")
                 self._known[tp] = Position(int(epoch), int(high))
 
-    async def _check_reset(self, tp: tuple[str, int], position: Position) -> Position:
-        """Records at or below the highest offset applied: a redelivery, or a new log?"""
+    async def _check_reset(
+        self, tp: tuple[str, int], position: Position, *, read_up_to: int
+    ) -> Position:
+        """Records at or below the highest offset applied: a redelivery, or a new log?
+
+        A new log only if its end is at or below that offset, twice in a row, and past
+        every record just read from it (an end at or below a record in hand is a stale
+        answer, and a stale answer must never make a redelivery count twice).
+        """
         await self._load([tp])  # another worker may have moved it since
         position = self._known[tp]
-        end = await self.log_end(*tp)
-        if end is None or end > position.high:
-            return position  # the log still holds what was applied: a redelivery
+        for attempt in range(RESET_CONFIRMATIONS):
+            if attempt:
+                await asyncio.sleep(RESET_RECHECK_SECONDS)
+            end = await self.log_end(*tp)
+            if end is None or end > position.high or end <= read_up_to:
+                return position  # the log still holds what was applied: a redelivery
         reset = Position(position.epoch + 1, -1)
         await self.redis.set(
             keys.log_position(self.prefix, *tp), f"{reset.epoch}:-1", px=self.ttl_ms

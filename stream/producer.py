@@ -9,6 +9,7 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaProducer
 
+from stream.codecs import parse_ts
 from stream.settings import Settings
 from stream.topics import bootstrap
 
@@ -20,6 +21,20 @@ def record_key(topic: str, value: Mapping[str, Any]) -> str | None:
     """The contract's key: ``product_id`` for the catalog, else ``customer_id``."""
     key = value.get("product_id" if topic == "catalog" else "customer_id")
     return key if isinstance(key, str) else None
+
+
+def event_time(value: Mapping[str, Any] | bytes) -> int | None:
+    """The record's event time, as its Kafka timestamp (CreateTime), so that workers can
+    take the topics of a replayed history in event-time order (``stream.alignment``);
+    None (the producer's clock) when the value has no readable ``ts``."""
+    if isinstance(value, bytes):
+        try:
+            value = orjson.loads(value)
+        except orjson.JSONDecodeError:
+            return None
+        if not isinstance(value, dict):
+            return None
+    return parse_ts(value.get("ts"))
 
 
 class EventProducer:
@@ -53,7 +68,10 @@ class EventProducer:
             payload = orjson.dumps(value)
             key = key if key is not None else record_key(topic, value)
         future = await self._producer.send(
-            self.settings.topic(topic), payload, key=key.encode() if key is not None else None
+            self.settings.topic(topic),
+            payload,
+            key=key.encode() if key is not None else None,
+            timestamp_ms=event_time(value),
         )
         self._in_flight.append(future)
         if len(self._in_flight) >= MAX_IN_FLIGHT:

@@ -30,7 +30,12 @@ class Publisher:
         for start in range(0, len(records), PUBLISH_CHUNK):
             pending = [
                 await producer.send(
-                    self.settings.topic(r.topic), r.key.encode(), r.value, None, None, None
+                    self.settings.topic(r.topic),
+                    r.key.encode(),
+                    r.value,
+                    None,
+                    None if r.timestamp_ms is None else r.timestamp_ms / 1000,
+                    None,
                 )
                 for r in records[start : start + PUBLISH_CHUNK]
             ]

@@ -33,6 +33,9 @@ class OutRecord:
     topic: str  # contract suffix, e.g. "offers" or "messages.email"
     key: str
     value: bytes | None  # None: a tombstone
+    #: Event time as the Kafka timestamp, for records the workers read back (internal,
+    #: re-keyed input): None for the producer's clock.
+    timestamp_ms: int | None = None
 
 
 def output_records(output: Output) -> list[OutRecord]:
@@ -66,7 +69,7 @@ def internal_record(output: Internal) -> OutRecord:
         "customer_id": output.customer_id,
         **body,
     }
-    return _record("internal", output.customer_id, value)
+    return OutRecord("internal", output.customer_id, orjson.dumps(value), output.ts)
 
 
 def forward_record(output: Forward) -> OutRecord:

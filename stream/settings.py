@@ -59,6 +59,12 @@ class Settings(BaseSettings):
         default=500, ge=0, description="Longest a fetch may wait for data (broker long-poll)."
     )
     batch_size: int = Field(default=500, ge=1, description="Most events applied per batch.")
+    align_wait_seconds: float = Field(
+        default=2.0,
+        ge=0,
+        description="Longest a fetched record waits for the customer's other topics to "
+        "catch up in event time (0: no waiting).",
+    )
     dedup_ids: int = Field(
         default=64, ge=1, description="Recent event ids remembered per customer for dedup."
     )

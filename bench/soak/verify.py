@@ -151,22 +151,25 @@ class Folded:
 
 
 def fold_segments(records: Iterable[dict[str, Any]]) -> Folded:
-    """Enter/exit per customer and segment must alternate. A change that repeats the
-    segment's previous change exactly (same change, same ts) is a republication after a
-    crash (the outbox is at-least-once, same content) and is skipped; any other repeat is a
-    problem (a doubled timer, a lost or re-applied state)."""
+    """Enter/exit per customer and segment must alternate. A change that does not (enters
+    a segment the customer is in, or leaves one they are not in) but is identical to one
+    seen before (same segment, change and ts) is a republication after a crash (the outbox
+    is at-least-once: a crash between publishing and settling sends the customer's whole
+    outbox again, same content) and is skipped; any other repeat is a problem (a doubled
+    timer, a lost or re-applied state)."""
     out = Folded({}, {}, [])
-    last: dict[tuple[str, str], tuple[str, str]] = {}
+    seen: set[tuple[str, str, str, str]] = set()
     for r in records:
         cid, segment, change = r["customer_id"], r["segment"], r["change"]
         inside = out.inside.setdefault(cid, set())
+        key = (cid, segment, change, r["ts"])
         if (change == "enter") == (segment in inside):
-            if last.get((cid, segment)) != (change, r["ts"]):
+            if key not in seen:
                 verb = "entered" if change == "enter" else "left"
                 out.problems.append(f"{cid}: {verb} {segment} at {r['ts']} twice in a row")
             continue
+        seen.add(key)
         (inside.add if change == "enter" else inside.discard)(segment)
-        last[(cid, segment)] = (change, r["ts"])
         out.changes.setdefault(cid, []).append(r)
     return out
 
@@ -194,7 +197,9 @@ def entries(obs: Observed) -> dict[tuple[str, str], list[int]]:
     for cid, changes in fold_segments(obs.segments).changes.items():
         for r in changes:
             if r["change"] == "enter" and r["segment"] in TIMER_STAGES:
-                out.setdefault((cid, r["segment"]), []).append(independent.to_ms(r["ts"]))
+                stamps = out.setdefault((cid, r["segment"]), [])
+                if (ts := independent.to_ms(r["ts"])) not in stamps:
+                    stamps.append(ts)
     return out
 
 

@@ -25,12 +25,15 @@ import orjson
 import pytest
 import redis
 from aiokafka import AIOKafkaConsumer
+from prometheus_client import CollectorRegistry
 
 from agents.demo import stop_process
 from stream.campaign_file import builtin_text
 from stream.devstack import DevStack, die_with_parent, free_port, start_devstack
+from stream.metrics import Metrics
 from stream.producer import EventProducer
 from stream.settings import Settings
+from stream.store import Store, connect
 from stream.topics import bootstrap, ensure_topics
 
 pytestmark = pytest.mark.integration
@@ -304,3 +307,20 @@ def http_send(url: str, method: str, token: str | None = None) -> tuple[int, Any
             return answer.status, orjson.loads(answer.read())
     except urllib.error.HTTPError as err:
         return err.code, orjson.loads(err.read() or b"null")
+
+
+@pytest.fixture
+async def scratch_store(settings: Settings) -> AsyncIterator[Store]:
+    """A ``Store`` on the tests' Redis under a prefix of its own, emptied afterwards."""
+    client = connect(settings.redis_url or "", retries=3)
+    prefix = f"{settings.redis_prefix}{unique('scratch')}:"
+    yield Store(
+        client,
+        prefix=prefix,
+        retention_days=400,
+        fence_days=7,
+        metrics=Metrics(CollectorRegistry()),
+    )
+    async for key in client.scan_iter(match=f"{prefix}*"):
+        await client.delete(key)
+    await client.aclose()

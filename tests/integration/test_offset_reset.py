@@ -12,46 +12,17 @@ import pytest
 
 from agents.demo import stop_process
 from stream.devstack import start_broker
-from stream.producer import EventProducer
 from stream.settings import Settings
 from stream.topics import ensure_topics
 from tests.integration.conftest import (
     delete_keys,
-    eventually,
-    http_get,
     isolated,
     running_worker,
     unique,
 )
+from tests.integration.rounds import all_have, orders_of, send_orders
 
 CUSTOMERS = 12
-T0 = 1_700_000_000_000  # 2023-11-14: history, well before wall time
-
-
-async def send_orders(settings: Settings, customers: list[str], round_: int) -> None:
-    async with EventProducer(settings, settings.kafka_url or "") as producer:
-        for i, cid in enumerate(customers):
-            await producer.send(
-                "orders",
-                {
-                    "event_id": f"order-{round_}-{cid}",
-                    "ts": T0 + round_ * 3_600_000 + i,
-                    "customer_id": cid,
-                    "order_id": f"o-{round_}-{cid}",
-                    "total": 10.0,
-                },
-            )
-
-
-def orders_of(base: str, customers: list[str]) -> list[int]:
-    answers = [http_get(f"{base}/customers/{cid}") for cid in customers]
-    return [body["orders"] if status == 200 else 0 for status, body in answers]
-
-
-def all_have(base: str, customers: list[str], orders: int) -> None:
-    asyncio.run(
-        eventually(lambda: orders_of(base, customers) == [orders] * len(customers), timeout=60)
-    )
 
 
 @pytest.mark.parametrize("worker_kept_running", [False, True])

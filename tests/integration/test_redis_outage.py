@@ -24,26 +24,9 @@ from tests.integration.conftest import (
     unique,
     wait_healthy,
 )
+from tests.integration.rounds import DAY, HOUR, T0, all_have, orders_of, send_orders
 
 CUSTOMERS = 10
-T0 = 1_700_000_000_000  # 2023-11-14: history, well before wall time
-HOUR = 3_600_000
-DAY = 24 * HOUR
-
-
-async def send_orders(settings: Settings, customers: list[str], round_: int) -> None:
-    async with EventProducer(settings, settings.kafka_url or "") as producer:
-        for i, cid in enumerate(customers):
-            await producer.send(
-                "orders",
-                {
-                    "event_id": f"order-{round_}-{cid}",
-                    "ts": T0 + round_ * HOUR + i,
-                    "customer_id": cid,
-                    "order_id": f"o-{round_}-{cid}",
-                    "total": 10.0,
-                },
-            )
 
 
 async def send_click(settings: Settings, cid: str, ts: int) -> None:
@@ -55,19 +38,6 @@ async def send_click(settings: Settings, cid: str, ts: int) -> None:
 
 def lifecycles(base: str, customers: list[str]) -> set[str]:
     return {http_get(f"{base}/customers/{cid}")[1]["lifecycle"] for cid in customers}
-
-
-def orders_of(base: str, customers: list[str]) -> list[int]:
-    answers = [http_get(f"{base}/customers/{cid}") for cid in customers]
-    return [body["orders"] if status == 200 else 0 for status, body in answers]
-
-
-def all_have(base: str, customers: list[str], orders: int, timeout: float = 60) -> None:
-    asyncio.run(
-        eventually(
-            lambda: orders_of(base, customers) == [orders] * len(customers), timeout=timeout
-        )
-    )
 
 
 def test_a_paused_then_restarted_redis_loses_and_doubles_nothing(

@@ -4,33 +4,21 @@ and the leases of periodic jobs."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from dataclasses import replace
 
 import orjson
 import pytest
-from prometheus_client import CollectorRegistry
-from redis.asyncio import Redis
 
 from models.customer import CustomerState, new_state
 from stream import keys
-from stream.metrics import Metrics
-from stream.settings import Settings
 from stream.state_codec import state_to_plain
-from stream.store import Store, Write, connect
+from stream.store import Store, Write
 from tests.integration.conftest import unique
 
 
 @pytest.fixture
-async def store(settings: Settings) -> AsyncIterator[Store]:
-    redis: Redis = connect(settings.redis_url or "", retries=3)
-    prefix = f"{settings.redis_prefix}{unique('fmt')}:"
-    yield Store(
-        redis, prefix=prefix, retention_days=400, fence_days=7, metrics=Metrics(CollectorRegistry())
-    )
-    async for key in redis.scan_iter(match=f"{prefix}*"):
-        await redis.delete(key)
-    await redis.aclose()
+def store(scratch_store: Store) -> Store:
+    return scratch_store
 
 
 def state_named(cid: str, email: str) -> CustomerState:

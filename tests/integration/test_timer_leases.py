@@ -4,37 +4,27 @@ stop other due timers from being claimed."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 
 import orjson
 import pytest
-from prometheus_client import CollectorRegistry
-from redis.asyncio import Redis
 
 from agents.customers import process_batch
 from agents.worker import build_context
 from stream import keys
 from stream.batching import Delivery
-from stream.metrics import Metrics
 from stream.records import OutRecord
 from stream.settings import Settings
-from stream.store import Store, connect
-from tests.integration.conftest import delete_keys, isolated, unique
+from stream.store import Store
+from tests.integration.conftest import delete_keys, isolated
 
 LEASE_MS = 30_000
 T0 = 1_700_000_000_000  # 2023-11-14: history
 
 
 @pytest.fixture
-async def store(settings: Settings) -> AsyncIterator[Store]:
-    redis: Redis = connect(settings.redis_url or "", retries=3)
-    prefix = f"{settings.redis_prefix}{unique('timers')}:"
-    yield Store(
-        redis, prefix=prefix, retention_days=400, fence_days=7, metrics=Metrics(CollectorRegistry())
-    )
-    async for key in redis.scan_iter(match=f"{prefix}*"):
-        await redis.delete(key)
-    await redis.aclose()
+def store(scratch_store: Store) -> Store:
+    return scratch_store
 
 
 async def schedule(store: Store, due: dict[str, int]) -> None:

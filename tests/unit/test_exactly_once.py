@@ -264,3 +264,17 @@ def test_a_backlog_of_timer_ticks_does_not_push_real_ids_out_of_the_window() -> 
     again = step(state, cart, config=CONFIG, source=SOURCE, offset=500)  # re-sent: new offset
     assert again.duplicate
     assert again.state.profile.cart == {"p1": 1}
+
+
+def test_a_batch_is_applied_in_event_time_across_topics_and_in_order_within_one() -> None:
+    """An unsubscribe of 17:12 fetched after an add-to-cart of 18:08 from another topic is
+    applied first; two records of one partition keep their order whatever their times."""
+    from models.customer import in_event_time
+
+    cart = Envelope(Click("e1", T0 + 2, "c1", "add_to_cart", product_id="p1"), "clicks/0", 5)
+    late = Envelope(Click("e2", T0 + 1, "c1", "page_view"), "clicks/0", 6)
+    unsubscribe = Envelope(
+        CustomerUpdate("e3", T0 + 0, "c1", consent=(("email", False),)), "customers/0", 9
+    )
+    ordered = in_event_time([cart, late, unsubscribe])
+    assert [e.event.event_id for e in ordered] == ["e3", "e1", "e2"]
