@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -15,6 +16,8 @@ from stream.topics import bootstrap
 
 #: Sends in flight before ``send`` waits for the broker: bounded memory, steady progress.
 MAX_IN_FLIGHT = 5000
+#: An event time this far past now is not used as the record's timestamp (``_stamp``).
+FUTURE_STAMP_MS = 86_400_000
 
 
 def record_key(topic: str, value: Mapping[str, Any]) -> str | None:
@@ -47,6 +50,7 @@ class EventProducer:
             max_request_size=4 * 1024 * 1024,
         )
         self._in_flight: list[asyncio.Future[Any]] = []
+        self._last_stamp: dict[str, int] = {}
 
     async def __aenter__(self) -> EventProducer:
         await self._producer.start()
@@ -71,11 +75,22 @@ class EventProducer:
             self.settings.topic(topic),
             payload,
             key=key.encode() if key is not None else None,
-            timestamp_ms=event_time(value),
+            timestamp_ms=self._stamp(topic, value),
         )
         self._in_flight.append(future)
         if len(self._in_flight) >= MAX_IN_FLIGHT:
             await self.flush()
+
+    def _stamp(self, topic: str, value: Mapping[str, Any] | bytes) -> int | None:
+        """The record's event time; for a record without a readable one, or one far
+        ahead of now (it goes to deadletter), the time of the record sent before it on the
+        topic, so that it does not hold the topic's later records back in a worker's
+        event-time alignment."""
+        ts = event_time(value)
+        if ts is None or ts > time.time() * 1000 + FUTURE_STAMP_MS:
+            return self._last_stamp.get(topic)
+        self._last_stamp[topic] = ts
+        return ts
 
     async def flush(self) -> None:
         """Wait until the broker has acknowledged everything sent so far."""

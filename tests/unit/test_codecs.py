@@ -807,3 +807,20 @@ def test_never_raises_when_one_field_is_arbitrary(
 def test_parse_ts_never_raises(value: object) -> None:
     result = parse_ts(value)
     assert result is None or isinstance(result, int)
+
+
+async def test_the_producer_stamps_records_with_their_event_time_or_the_one_before() -> None:
+    """Kafka timestamps carry event time for the workers' alignment; a record without a
+    readable time (or from the far future) takes the time of the record sent before it."""
+    from stream.producer import EventProducer, event_time
+    from stream.settings import Settings
+
+    assert event_time({"ts": "2026-01-02T03:04:05Z"}) == 1767323045000
+    assert event_time(b'{"ts": 1700000000000}') == 1700000000000
+    assert event_time(b"not json") is None
+    producer = EventProducer(Settings(), "kafka://127.0.0.1:9")
+    assert producer._stamp("clicks", b"not json") is None
+    assert producer._stamp("clicks", {"ts": 1700000000000}) == 1700000000000
+    assert producer._stamp("clicks", b"{broken") == 1700000000000
+    assert producer._stamp("clicks", {"ts": "2100-01-01T00:00:00Z"}) == 1700000000000
+    assert producer._stamp("orders", b"{broken") is None
