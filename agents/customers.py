@@ -12,7 +12,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from agents.context import Context
 from models.clock import latest_event_ms
@@ -27,6 +27,7 @@ from models.customer import (
     new_state,
     timer_entry,
 )
+from models.dedup import Applied, seen_before
 from models.events import CatalogUpdate, LifecycleTick, Order, Rejected
 from models.outputs import BasketChange, CampaignResult, CampaignStat, Output, SegmentChange
 from stream.batching import Delivery
@@ -119,6 +120,7 @@ async def process_batch(deliveries: Sequence[Delivery], ctx: Context) -> None:
     now_ms = int(time.time() * 1000)
     sources = await ctx.positions.sources(deliveries)
     batch = sort_deliveries(deliveries, ctx, now_ms=now_ms, sources=sources)
+    await restarted_logs(deliveries, batch, sources, ctx)
     ctx.metrics.batch_size.labels("customers").observe(len(deliveries))
     async with ctx.customer_writes:
         saved, counted = await apply_customers(batch.by_customer, ctx)
@@ -140,6 +142,58 @@ async def process_batch(deliveries: Sequence[Delivery], ctx: Context) -> None:
     for (suffix, outcome), n in counted.items():
         ctx.metrics.events.labels(suffix, outcome).inc(n)
     count_published(outputs, ctx)
+
+
+async def restarted_logs(
+    deliveries: Sequence[Delivery],
+    batch: Sorted,
+    sources: Mapping[tuple[str, int], str],
+    ctx: Context,
+) -> None:
+    """Partitions whose records go back to offsets already applied, and whose records'
+    events none of their customers has seen: a log that started again (one the log end
+    could not tell, it had grown past the old offsets). Their records get the new
+    epoch's source, so their offsets are not taken for a redelivery's.
+
+    Only events with ids of their own count as evidence (a tick's id is new at every
+    claim); a partition with none keeps what the log end said.
+    """
+    replayed = ctx.positions.replayed(deliveries)
+    if not replayed:
+        return
+    partition_of = {sources[tp]: tp for tp in replayed}
+    evidence: dict[tuple[str, int], list[tuple[str, str]]] = {}
+    for cid, envelopes in batch.by_customer.items():
+        for e in envelopes:
+            tp = partition_of.get(e.source or "")
+            if (
+                tp is not None
+                and e.offset is not None
+                and e.offset <= replayed[tp]
+                and not isinstance(e.event, LifecycleTick)
+            ):
+                evidence.setdefault(tp, []).append((cid, e.event.event_id))
+    if not evidence:
+        return
+    stored = await ctx.store.load({cid for pairs in evidence.values() for cid, _ in pairs})
+    renamed: dict[str, str] = {}
+    for tp, pairs in evidence.items():
+        if any(seen_before(applied_of(stored[cid]), event_id) for cid, event_id in pairs):
+            continue  # a redelivery: its customers know its events
+        renamed[sources[tp]] = await ctx.positions.start_again(tp, "with events never seen")
+    if not renamed:
+        return
+    for cid, envelopes in batch.by_customer.items():
+        batch.by_customer[cid] = [
+            replace(e, source=renamed.get(e.source or "", e.source)) for e in envelopes
+        ]
+
+
+def applied_of(stored: Stored) -> Applied:
+    """What a customer has applied: their state's, or an erased customer's fence."""
+    if stored.state is not None:
+        return stored.state.applied
+    return stored.fence or Applied()
 
 
 async def apply_customers(

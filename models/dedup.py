@@ -47,3 +47,8 @@ def remember_offset(applied: Applied, source: str | None, offset: int | None) ->
     if source is None or offset is None or offset <= applied.offsets.get(source, -1):
         return applied
     return replace(applied, offsets={**applied.offsets, source: offset})
+
+
+def seen_before(applied: Applied, event_id: str) -> bool:
+    """The event is among the customer's recent ones (the id window)."""
+    return event_digest(event_id) in applied.recent_ids

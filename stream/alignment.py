@@ -53,6 +53,10 @@ class Alignment:
     def hold(self, tp: TP, records: Sequence[Any], now: float) -> None:
         if not records:
             return
+        if records[0].offset <= self.fetched.get(tp, -1):
+            # The partition's log went back (it was reset under the worker, or the
+            # consumer was repositioned): what is held of it was read from before.
+            self._held.pop(tp, None)
         self._held.setdefault(tp, deque()).extend((now, r) for r in records)
         self._reached[tp] = records[-1].timestamp
         self.fetched[tp] = records[-1].offset

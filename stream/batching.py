@@ -160,7 +160,7 @@ class BatchConsumer(faust_aiokafka.Consumer):
                 await self._deliver_one_by_one(fresh)
                 continue
             for tp, recs in fresh:
-                aligned.hold(tp, [r for r in recs if r.offset > aligned.fetched.get(tp, -1)], now)
+                aligned.hold(tp, recs, now)
         for flow, groups in self._flow_groups().items():
             batch = [r for group in groups for r in aligned.release(group, self._lagging, now)]
             for chunk in chunks(batch, flow.batch_size):

@@ -14,9 +14,10 @@ case the epoch moves on, and records are deduplicated under a new source name
 (``topic/partition@epoch``), so their offsets are compared with nothing from the
 old log. Event-id dedup still applies across epochs.
 
-Limit: a new log that has already grown past the old highest offset before any
-worker reads it cannot be told apart by its end; README ("Exactly once") says
-what to do then.
+A new log that has already grown past the old highest offset cannot be told by
+its end. Then the records themselves tell: a redelivery brings back events their
+customers have applied (their ids are in the customers' recent-id windows), a new
+log brings events none of them has seen (``agents.customers.restarted_logs``).
 """
 
 from __future__ import annotations
@@ -100,6 +101,37 @@ class LogPositions:
             names[tp] = source_name(*tp, position.epoch)
         return names
 
+    def replayed(self, deliveries: Sequence[Delivery]) -> dict[tuple[str, int], int]:
+        """Partitions of the batch with records at or below the highest offset applied in
+        their epoch (a redelivery, or a new log the log end could not tell): that offset."""
+        out: dict[tuple[str, int], int] = {}
+        for d in deliveries:
+            tp = (d.topic, d.partition)
+            known = self._known.get(tp)
+            if known is not None and d.offset <= known.high:
+                out[tp] = known.high
+        return out
+
+    async def start_again(self, tp: tuple[str, int], why: str) -> str:
+        """Take ``tp``'s log for a new one (a new epoch); its new dedup source name."""
+        position = self._known[tp]
+        reset = Position(position.epoch + 1, -1)
+        await self.redis.set(
+            keys.log_position(self.prefix, *tp), f"{reset.epoch}:-1", px=self.ttl_ms
+        )
+        self._known[tp] = reset
+        self.metrics.offset_resets.labels(tp[0]).inc()
+        log.warning(
+            "%s/%d: offsets went back to at most %d, %s: the log was reset (broker data "
+            "lost, topic recreated or another cluster); its records are applied as new "
+            "(epoch %d)",
+            *tp,
+            position.high,
+            why,
+            reset.epoch,
+        )
+        return source_name(*tp, reset.epoch)
+
     async def applied(self, deliveries: Iterable[Delivery]) -> None:
         """Remember the highest offset of each partition of a batch that is done."""
         highest: dict[tuple[str, int], int] = {}
@@ -152,19 +184,5 @@ class LogPositions:
             end = await self.log_end(*tp)
             if end is None or end > position.high or end <= read_up_to:
                 return position  # the log still holds what was applied: a redelivery
-        reset = Position(position.epoch + 1, -1)
-        await self.redis.set(
-            keys.log_position(self.prefix, *tp), f"{reset.epoch}:-1", px=self.ttl_ms
-        )
-        self._known[tp] = reset
-        self.metrics.offset_resets.labels(tp[0]).inc()
-        log.warning(
-            "%s/%d: the log ends at %d, below offset %d already applied: it was reset "
-            "(broker data lost, topic recreated or another cluster); its records are "
-            "applied as new (epoch %d)",
-            *tp,
-            end,
-            position.high,
-            reset.epoch,
-        )
-        return reset
+        await self.start_again(tp, f"and the log ends at {end}")
+        return self._known[tp]
