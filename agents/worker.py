@@ -35,12 +35,11 @@ from stream.publisher import Publisher
 from stream.records import deadletter_record
 from stream.resilience import Resilience, describe
 from stream.settings import Settings
-from stream.store import Store, connect
+from stream.store import DAY_MS, Store, connect
 
 log = logging.getLogger(__name__)
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
-DAY_MS = 86_400_000
 CUSTOMER_TOPICS = ("clicks", "orders", "customers", "feedback", "internal")
 
 #: The refresh lease lasts most of a period, so the next period's timers can take it again.
