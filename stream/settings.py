@@ -60,7 +60,7 @@ class Settings(BaseSettings):
     )
     batch_size: int = Field(default=500, ge=1, description="Most events applied per batch.")
     align_wait_seconds: float = Field(
-        default=2.0,
+        default=5.0,
         ge=0,
         description="Longest a fetched record waits for the customer's other topics to "
         "catch up in event time (0: no waiting).",
