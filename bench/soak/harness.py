@@ -42,6 +42,8 @@ from tests.integration.conftest import http_get
 OUTPUT_LOG = ("segments", "messages.email", "messages.sms", "messages.push", "deadletter")
 FAULT_KINDS = ("kill9", "redis_pause", "redis_restart", "broker_restart")
 POLL_SECONDS = 0.5
+#: RAPPORT_ALIGN_WAIT_SECONDS of the workers, as README recommends for replays of history.
+REPLAY_ALIGN_WAIT_SECONDS = 60.0
 SETTLED_POLLS = 3  # consecutive polls with nothing left to do: the phase has drained
 
 
@@ -153,6 +155,9 @@ def soak_settings(config: Config, kafka_url: str, redis_url: str) -> Settings:
         partitions=4,
         refresh_seconds=3600.0,
         timer_lease_seconds=config.timer_lease_seconds,
+        # a replay of history wants its topics aligned in event time whatever it takes: a
+        # restarted worker's partitions can need many seconds to catch up with each other
+        align_wait_seconds=REPLAY_ALIGN_WAIT_SECONDS,
     )
 
 
