@@ -1,6 +1,6 @@
 """The soak at CI size: a generated shop history replayed through a kill -9 and a Redis pause.
 
-``bench/soak.py`` at 2,000 customers (about 24,000 records over ten months: sessions,
+``bench/soak.py`` at 2,000 customers (about 20,000 records over ten months: sessions,
 wholesale baskets of up to 150 lines, reversals delivered before their orders, anonymous
 browsing then ``identify``, consent flips, 5% redelivered, 0.1% malformed, records from the
 year 2100, quiet days that make delayed campaigns fall due together) in two phases on one
@@ -40,7 +40,7 @@ async def test_replay_through_kill9_and_redis_pause_ends_exact(
         shape=Shape(
             customers=CUSTOMERS,
             seed=20261206,
-            records_per_customer=12,
+            records_per_customer=10,
             quiet_days=3,
             far_future=3,
         ),
